@@ -1,0 +1,152 @@
+"""Audio input: load any supported file as validated mono float32 at the working rate, scan folders.
+
+Every problem with a file is an :class:`AudioFileError` that names the file and gives a reason a
+person can act on; callers decide whether to skip or stop. Multi-channel files (up to
+``MAX_CHANNELS``) are down-mixed to mono by averaging; more channels than that are refused,
+because such files are ambisonic or multitrack stems whose plain average is not the sound.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc")
+MAX_CHANNELS = 8  # up to 7.1 is down-mixed; more is refused (see module docstring)
+SILENCE_PEAK = 1e-5  # peak amplitude at or below which a file counts as digital silence (-100 dBFS)
+CACHE_DIR_NAMES = frozenset({".distill", ".distill-cache", "__pycache__"})  # never scanned
+
+
+class AudioFileError(ValueError):
+    """A file that cannot be used as training audio; ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file header says, before any decoding."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Read the header of ``path`` or raise :class:`AudioFileError` saying why it is not audio."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioFileError(path, "file does not exist")
+    if not path.is_file():
+        raise AudioFileError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise AudioFileError(path, "empty file (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioFileError(path, f"not a readable audio file ({_clean(exc)})") from None
+    if info.channels < 1 or info.samplerate <= 0:
+        raise AudioFileError(path, "header declares no channels or no sample rate")
+    return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 48000, min_samples: int = 2048,
+               max_seconds: float | None = None) -> np.ndarray:
+    """Decode ``path`` → mono float32 ``(T,)`` at ``sample_rate``, validated.
+
+    ``min_samples`` is the shortest usable length *at the working rate* (one analysis window);
+    ``max_seconds`` (optional) reads only the start of long files.
+    """
+    info = probe(path)
+    if info.channels > MAX_CHANNELS:
+        raise AudioFileError(path, f"{info.channels} channels; at most {MAX_CHANNELS} are supported "
+                                   "(split multitrack or ambisonic files into stems first)")
+    frames = -1 if max_seconds is None else int(round(max_seconds * info.sample_rate))
+    try:
+        data, rate = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioFileError(path, f"corrupt or truncated audio ({_clean(exc)})") from None
+    if data.shape[0] == 0:
+        raise AudioFileError(path, "contains no audio samples (zero length)")
+    if not np.isfinite(data).all():
+        raise AudioFileError(path, "contains NaN or infinite samples")
+    mono = data.mean(axis=1, dtype=np.float64).astype(np.float32)
+    if float(np.abs(mono).max()) <= SILENCE_PEAK:
+        raise AudioFileError(path, "digital silence (peak below -100 dBFS)")
+    if rate != sample_rate:
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32)
+    if mono.shape[0] < min_samples:
+        raise AudioFileError(path, f"too short: {mono.shape[0] / sample_rate * 1000:.1f} ms; needs at least "
+                                   f"{min_samples / sample_rate * 1000:.1f} ms (one analysis window)")
+    return mono
+
+
+def _clean(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return text.replace("Error opening", "cannot open")[:200]
+
+
+def find_audio_files(folder: str | os.PathLike) -> list[Path]:
+    """All audio files under ``folder``, recursively, sorted; hidden entries and caches skipped.
+
+    Extensions match case-insensitively. Raises ``NotADirectoryError``/``FileNotFoundError``.
+    """
+    root = Path(folder)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: folder does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in CACHE_DIR_NAMES)
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(AUDIO_EXTENSIONS):
+                found.append(Path(dirpath) / name)
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class ScanEntry:
+    """One line of a folder scan."""
+
+    path: str  # relative to the scanned folder
+    status: str  # "ok" or "skipped"
+    reason: str | None
+    duration: float | None  # seconds, at the file's own rate
+    sample_rate: int | None  # the file's own rate
+    channels: int | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def scan_folder(folder: str | os.PathLike, sample_rate: int = 48000, min_samples: int = 2048) -> list[ScanEntry]:
+    """Validate every audio file under ``folder`` (full decode), never raising for a bad file."""
+    root = Path(folder)
+    entries = []
+    for path in find_audio_files(root):
+        rel = str(path.relative_to(root))
+        info = None
+        try:
+            info = probe(path)
+            load_audio(path, sample_rate, min_samples)
+        except AudioFileError as err:
+            entries.append(ScanEntry(rel, "skipped", err.reason, info and info.duration,
+                                     info and info.sample_rate, info and info.channels))
+        else:
+            entries.append(ScanEntry(rel, "ok", None, info.duration, info.sample_rate, info.channels))
+    return entries

@@ -1,0 +1,227 @@
+"""The 2-channel IF-mel representation: ``analyze`` audio into it, ``synthesize`` audio from it.
+
+Channel 0 is the natural log of the band-average mel *amplitude* (the square root of the
+triangle-weighted mean power of the band's bins; a full-scale sinusoid has amplitude 1 in its bin).
+Channel 1 is the band's instantaneous frequency (IF): the energy-weighted mean of its bins'
+instantaneous frequencies, written relative to the band as ``(IF - centre) / reach`` so it lies in
+[-1, 1], and 0 where the band is quieter than ``if_threshold_db``.
+
+Why this IF: a linear bin k advances its phase by ``2π k hop / n_fft`` per hop on its own, so
+averaging raw phase differences of different bins mixes unrelated offsets (the earlier prototype's
+bug). The instantaneous frequency of every bin near a sinusoid is the sinusoid's frequency, so an
+energy-weighted mean inside a band *is* the frequency of what dominates the band. ``reach`` is the
+band's half-width plus ``n_fft / (2 hop)`` bins, the furthest a bin's IF can sit from the bin itself
+(phase differences are only known modulo 2π), so the mean can never fall outside [-1, 1].
+
+All functions take batches, run on CPU and CUDA, and ``synthesize`` is differentiable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import torch
+
+from distill import mel as melscale
+from distill import phase as phase_rec
+from distill.stft import istft, stft
+
+PHASE_METHODS = phase_rec.METHODS
+_POWER_EPS = 1e-20  # bin power treated as silence when rebuilding linear magnitude
+
+
+@dataclass(frozen=True)
+class SpectralConfig:
+    """Every parameter of the representation; stored with each cache and model."""
+
+    sample_rate: int = 48000  # Hz; audio is resampled to this before analysis
+    n_fft: int = 2048  # FFT size and Hann window length, samples (42.7 ms at 48 kHz)
+    hop_length: int = 512  # samples between frames; n_fft / 4 so squared Hann windows overlap-add flat
+    n_mels: int = 128  # mel bands (Slaney scale, triangular, band-average weights)
+    f_min: float = 0.0  # Hz, lower edge of the first band
+    f_max: float | None = None  # Hz, upper edge of the last band; None = sample_rate / 2
+    log_floor: float = 1e-5  # amplitude added before the log (-100 dBFS): keeps log finite and smooth
+    if_threshold_db: float = -80.0  # dBFS; bands quieter than this get IF 0 (phase is noise there)
+    phase: str = "pghi"  # phase reconstruction used by synthesize(); see distill.phase.METHODS
+    seed: int = 0  # seed of the random phase given to noise-like / silent bins (deterministic output)
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+        if self.n_fft <= 0 or self.n_fft % 2:
+            raise ValueError(f"n_fft must be a positive even number, got {self.n_fft}")
+        if not 0 < self.hop_length <= self.n_fft // 2:
+            raise ValueError(f"hop_length must be in 1..n_fft/2 ({self.n_fft // 2}), got {self.hop_length}")
+        if self.n_mels < 2:
+            raise ValueError(f"n_mels must be at least 2, got {self.n_mels}")
+        nyquist = self.sample_rate / 2
+        f_max = nyquist if self.f_max is None else self.f_max
+        if not 0 <= self.f_min < f_max <= nyquist:
+            raise ValueError(f"need 0 <= f_min < f_max <= {nyquist} Hz, got f_min={self.f_min}, f_max={f_max}")
+        if self.log_floor <= 0:
+            raise ValueError(f"log_floor must be positive, got {self.log_floor}")
+        if self.phase not in PHASE_METHODS:
+            raise ValueError(f"phase must be one of {sorted(PHASE_METHODS)}, got {self.phase!r}")
+
+    @property
+    def n_bins(self) -> int:
+        """Linear frequency bins of the STFT."""
+        return self.n_fft // 2 + 1
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames that :func:`analyze` produces for ``num_samples`` samples."""
+        return num_samples // self.hop_length + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SpectralConfig":
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown SpectralConfig field(s): {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class BandGeometry:
+    """Precomputed per-config tensors (float64 on CPU; moved/cast on use)."""
+
+    weights: torch.Tensor  # (n_mels, n_bins) band-average analysis weights, rows sum to 1
+    interp: torch.Tensor  # (n_bins, n_mels) mel -> linear interpolation, rows sum to 1
+    inverse: torch.Tensor  # (n_bins, n_mels) pseudo-inverse of ``weights`` (mel power -> bin power)
+    centres: torch.Tensor  # (n_mels,) band centre, in bins
+    reach: torch.Tensor  # (n_mels,) IF scale, in bins: half-width + n_fft / (2 hop)
+    left_band: torch.Tensor  # (n_bins,) long: band on the left of each bin (its falling edge)
+    right_band: torch.Tensor  # (n_bins,) long: band on the right of each bin (its rising edge)
+
+
+@lru_cache(maxsize=16)
+def band_geometry(cfg: SpectralConfig) -> BandGeometry:
+    """Band tables for ``cfg`` (cached: they only depend on the config)."""
+    args = (cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
+    weights = melscale.band_average_weights(*args)
+    centres = melscale.band_centres_bins(*args)
+    reach = melscale.band_half_widths_bins(*args) + cfg.n_fft / (2.0 * cfg.hop_length)
+    # Interpolate between band centres: bin k between centres c_m <= k < c_{m+1} gets a linear mix
+    # of bands m and m+1; bins outside the first/last centre take that band's value. Unlike a
+    # (pseudo-)inverse this never goes negative and never rings.
+    bins = torch.arange(cfg.n_bins, dtype=torch.float64)
+    right = torch.searchsorted(centres, bins, right=True).clamp(1, cfg.n_mels - 1)
+    left = right - 1
+    frac = ((bins - centres[left]) / (centres[right] - centres[left])).clamp(0.0, 1.0)
+    interp = torch.zeros(cfg.n_bins, cfg.n_mels, dtype=torch.float64)
+    interp[torch.arange(cfg.n_bins), left] = 1.0 - frac
+    interp[torch.arange(cfg.n_bins), right] += frac
+    inverse = torch.linalg.pinv(weights)
+    return BandGeometry(weights, interp, inverse, centres, reach, left, right)
+
+
+def _table(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return t.to(device=like.device, dtype=like.dtype if t.is_floating_point() else t.dtype)
+
+
+def _check_wave(wave: torch.Tensor) -> None:
+    if wave.dim() != 2:
+        raise ValueError(f"wave must have shape (batch, samples), got {tuple(wave.shape)}")
+
+
+def analyze(wave: torch.Tensor, cfg: SpectralConfig = SpectralConfig()) -> torch.Tensor:
+    """Audio ``(B, T)`` at ``cfg.sample_rate`` → representation ``(B, 2, n_mels, T // hop + 1)``."""
+    _check_wave(wave)
+    geo = band_geometry(cfg)
+    spec = stft(wave, cfg.n_fft, cfg.hop_length)  # (B, K, N)
+    power = spec.real.square() + spec.imag.square()
+    weights = _table(geo.weights, power)
+    mel_power = torch.einsum("mk,bkn->bmn", weights, power)
+    amplitude = mel_power.clamp_min(0.0).sqrt()
+    log_amp = torch.log(amplitude + cfg.log_floor)
+
+    # Instantaneous frequency of every bin, in bins, from the phase advance between frames.
+    k = torch.arange(cfg.n_bins, device=wave.device, dtype=power.dtype)[:, None]
+    advance = torch.angle(spec[..., 1:] * spec[..., :-1].conj())  # (B, K, N-1), wrapped to (-π, π]
+    expected = 2 * math.pi * cfg.hop_length / cfg.n_fft * k
+    deviation = torch.remainder(advance - expected + math.pi, 2 * math.pi) - math.pi
+    bin_if = k + deviation * cfg.n_fft / (2 * math.pi * cfg.hop_length)
+    bin_if = torch.cat([bin_if[..., :1], bin_if], dim=-1)  # frame 0 has no predecessor: reuse frame 1
+    # Weight each bin's IF by the energy it has in *both* frames: an IF is only as good as the two
+    # phases it came from, and a bin that was silent a frame ago has a meaningless one.
+    mag = power.sqrt()
+    pair_energy = torch.cat([power[..., :1], mag[..., 1:] * mag[..., :-1]], dim=-1)
+    band_energy = torch.einsum("mk,bkn->bmn", weights, pair_energy)
+    band_if = torch.einsum("mk,bkn->bmn", weights, pair_energy * bin_if) / band_energy.clamp_min(1e-20)
+    centres, reach = _table(geo.centres, power)[:, None], _table(geo.reach, power)[:, None]
+    rel_if = ((band_if - centres) / reach).clamp(-1.0, 1.0)
+    audible = 20 * torch.log10(amplitude.clamp_min(1e-12)) >= cfg.if_threshold_db
+    rel_if = torch.where(audible & (band_energy > 0), rel_if, torch.zeros_like(rel_if))
+    return torch.stack([log_amp, rel_if], dim=1)
+
+
+def mel_amplitude(spec: torch.Tensor, cfg: SpectralConfig) -> torch.Tensor:
+    """Channel 0 back to linear band amplitude ``(B, n_mels, N)`` (>= 0)."""
+    return (torch.exp(spec[:, 0]) - cfg.log_floor).clamp_min(0.0)
+
+
+def linear_magnitude(spec: torch.Tensor, cfg: SpectralConfig) -> torch.Tensor:
+    """Estimate of the linear STFT magnitude ``(B, n_bins, N)`` from channel 0.
+
+    The minimum-norm least-squares inverse of the band weights applied to band *power*, clipped at
+    zero. Where bands are as fine as bins (low frequencies) this recovers the exact spectrum; where
+    a band spans many bins it spreads the power smoothly along the triangle. Measured on the real
+    recordings it matches non-negative least squares (librosa's mel inverse) to three decimals at
+    the cost of one matrix product, and beats interpolating between band centres by a wide margin.
+    """
+    return _magnitude_frames_first(spec, cfg).transpose(1, 2)
+
+
+def _magnitude_frames_first(spec: torch.Tensor, cfg: SpectralConfig) -> torch.Tensor:
+    """:func:`linear_magnitude` laid out ``(B, N, n_bins)``: the phase code scans along frequency."""
+    amp = mel_amplitude(spec, cfg)
+    inverse = _table(band_geometry(cfg).inverse, amp)
+    power = torch.einsum("km,bmn->bnk", inverse, amp.square()).clamp_min(0.0)
+    # sqrt has an infinite slope at 0; clamping keeps gradients finite. No floor is *added*: even
+    # -120 dB of invented energy in bins that should be silent costs a lot on a log-magnitude scale.
+    return torch.where(power > _POWER_EPS, power.clamp_min(_POWER_EPS).sqrt(), torch.zeros_like(power))
+
+
+def bin_frequencies(spec: torch.Tensor, cfg: SpectralConfig) -> torch.Tensor:
+    """Frequency (in bins) each linear bin should rotate at, ``(B, n_bins, N)``, from channel 1.
+
+    Each bin lies under two neighbouring bands; it takes the IF of the one that contributes more
+    of its energy. This is a gather from two candidates, not an argmax over all bands.
+    """
+    return _bin_frequencies_frames_first(spec, cfg).transpose(1, 2)
+
+
+def _bin_frequencies_frames_first(spec: torch.Tensor, cfg: SpectralConfig) -> torch.Tensor:
+    geo = band_geometry(cfg)
+    rel_if, amp = spec[:, 1].transpose(1, 2), mel_amplitude(spec, cfg).transpose(1, 2)  # (B, N, M)
+    band_freq = _table(geo.centres, rel_if) + rel_if * _table(geo.reach, rel_if)
+    interp = _table(geo.interp, amp)
+    left, right = geo.left_band.to(amp.device), geo.right_band.to(amp.device)
+    k = torch.arange(cfg.n_bins, device=amp.device)
+    power = amp.square()
+    left_share = interp[k, left] * power[..., left]
+    right_share = interp[k, right] * power[..., right]
+    return torch.where(left_share >= right_share, band_freq[..., left], band_freq[..., right])
+
+
+def synthesize(spec: torch.Tensor, cfg: SpectralConfig = SpectralConfig(), length: int | None = None,
+               method: str | None = None, **phase_options) -> torch.Tensor:
+    """Representation ``(B, 2, n_mels, N)`` → audio ``(B, length)`` (default ``(N - 1) * hop``).
+
+    Magnitude from channel 0, phase rebuilt from the IF channel (and the magnitude's shape) by
+    ``cfg.phase`` (or ``method``), then one inverse STFT. Differentiable; no iterations.
+    """
+    if spec.dim() != 4 or spec.shape[1] != 2 or spec.shape[2] != cfg.n_mels:
+        raise ValueError(f"spec must have shape (batch, 2, {cfg.n_mels}, frames), got {tuple(spec.shape)}")
+    method = cfg.phase if method is None else method
+    magnitude = _magnitude_frames_first(spec, cfg)
+    freqs = _bin_frequencies_frames_first(spec, cfg)
+    phase = phase_rec.reconstruct(method, magnitude, freqs, cfg.n_fft, cfg.hop_length, seed=cfg.seed,
+                                  **phase_options)
+    complex_spec = torch.polar(magnitude, phase).transpose(1, 2)
+    length = (spec.shape[-1] - 1) * cfg.hop_length if length is None else length
+    return istft(complex_spec, cfg.n_fft, cfg.hop_length, length=length)

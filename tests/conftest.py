@@ -1,0 +1,14 @@
+"""Shared fixtures: the project's own example data, written once per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from distill.example_data import write_example_data
+
+
+@pytest.fixture(scope="session")
+def example_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("example")
+    write_example_data(folder)
+    return folder
