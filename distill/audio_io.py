@@ -61,6 +61,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise AudioFileError(path, f"not a readable audio file ({_clean(exc)})") from None
     if info.channels < 1 or info.samplerate <= 0:
         raise AudioFileError(path, "header declares no channels or no sample rate")
+    _check_container_size(path)
     return AudioInfo(str(path), int(info.samplerate), int(info.channels), int(info.frames), str(info.format))
 
 
@@ -82,6 +83,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 48000, min_samples: i
         raise AudioFileError(path, f"corrupt or truncated audio ({_clean(exc)})") from None
     if data.shape[0] == 0:
         raise AudioFileError(path, "contains no audio samples (zero length)")
+    if max_seconds is None and data.shape[0] < 0.99 * info.frames:
+        raise AudioFileError(path, f"truncated: the header declares {info.duration:.2f} s but only "
+                                   f"{data.shape[0] / info.sample_rate:.2f} s could be decoded")
     if not np.isfinite(data).all():
         raise AudioFileError(path, "contains NaN or infinite samples")
     mono = data.mean(axis=1, dtype=np.float64).astype(np.float32)
@@ -93,6 +97,28 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 48000, min_samples: i
         raise AudioFileError(path, f"too short: {mono.shape[0] / sample_rate * 1000:.1f} ms; needs at least "
                                    f"{min_samples / sample_rate * 1000:.1f} ms (one analysis window)")
     return mono
+
+
+def _check_container_size(path: Path) -> None:
+    """Refuse RIFF/WAVE and AIFF files shorter than their own header says.
+
+    libsndfile quietly shortens such files to the bytes that exist, which would silently drop the
+    end of a recording (a copy interrupted half-way, say). Streaming writers that leave the size
+    unknown (0 or 0xFFFFFFFF) are accepted.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if len(head) < 12:
+        return
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        declared = int.from_bytes(head[4:8], "little")
+    elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        declared = int.from_bytes(head[4:8], "big")
+    else:
+        return
+    actual = path.stat().st_size
+    if declared not in (0, 0xFFFFFFFF) and declared + 8 > actual:
+        raise AudioFileError(path, f"truncated: the header declares {declared + 8} bytes but the file has {actual}")
 
 
 def _clean(exc: BaseException) -> str:
