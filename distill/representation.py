@@ -96,6 +96,8 @@ class BandGeometry:
     reach: torch.Tensor  # (n_mels,) IF scale, in bins: half-width + n_fft / (2 hop)
     left_band: torch.Tensor  # (n_bins,) long: band on the left of each bin (its falling edge)
     right_band: torch.Tensor  # (n_bins,) long: band on the right of each bin (its rising edge)
+    left_weight: torch.Tensor  # (n_bins,) interpolation weight of left_band for each bin
+    right_weight: torch.Tensor  # (n_bins,) interpolation weight of right_band for each bin
 
 
 @lru_cache(maxsize=16)
@@ -116,7 +118,8 @@ def band_geometry(cfg: SpectralConfig) -> BandGeometry:
     interp[torch.arange(cfg.n_bins), left] = 1.0 - frac
     interp[torch.arange(cfg.n_bins), right] += frac
     inverse = torch.linalg.pinv(weights)
-    return BandGeometry(weights, interp, inverse, centres, reach, left, right)
+    rows = torch.arange(cfg.n_bins)
+    return BandGeometry(weights, interp, inverse, centres, reach, left, right, interp[rows, left], interp[rows, right])
 
 
 def _table(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -199,12 +202,10 @@ def _bin_frequencies_frames_first(spec: torch.Tensor, cfg: SpectralConfig) -> to
     geo = band_geometry(cfg)
     rel_if, amp = spec[:, 1].transpose(1, 2), mel_amplitude(spec, cfg).transpose(1, 2)  # (B, N, M)
     band_freq = _table(geo.centres, rel_if) + rel_if * _table(geo.reach, rel_if)
-    interp = _table(geo.interp, amp)
     left, right = geo.left_band.to(amp.device), geo.right_band.to(amp.device)
-    k = torch.arange(cfg.n_bins, device=amp.device)
     power = amp.square()
-    left_share = interp[k, left] * power[..., left]
-    right_share = interp[k, right] * power[..., right]
+    left_share = _table(geo.left_weight, amp) * power[..., left]
+    right_share = _table(geo.right_weight, amp) * power[..., right]
     return torch.where(left_share >= right_share, band_freq[..., left], band_freq[..., right])
 
 
