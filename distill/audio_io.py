@@ -72,7 +72,12 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 48000, min_samples: i
     ``min_samples`` is the shortest usable length *at the working rate* (one analysis window);
     ``max_seconds`` (optional) reads only the start of long files.
     """
-    info = probe(path)
+    return _decode(path, probe(path), sample_rate, min_samples, max_seconds)
+
+
+def _decode(path: str | os.PathLike, info: AudioInfo, sample_rate: int, min_samples: int,
+            max_seconds: float | None) -> np.ndarray:
+    """:func:`load_audio` after :func:`probe`: lets a scan reuse the header it already read."""
     if info.channels > MAX_CHANNELS:
         raise AudioFileError(path, f"{info.channels} channels; at most {MAX_CHANNELS} are supported "
                                    "(split multitrack or ambisonic files into stems first)")
@@ -169,7 +174,7 @@ def scan_folder(folder: str | os.PathLike, sample_rate: int = 48000, min_samples
         info = None
         try:
             info = probe(path)
-            load_audio(path, sample_rate, min_samples)
+            _decode(path, info, sample_rate, min_samples, max_seconds=None)
         except AudioFileError as err:
             entries.append(ScanEntry(rel, "skipped", err.reason, info and info.duration,
                                      info and info.sample_rate, info and info.channels))

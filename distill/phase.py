@@ -143,9 +143,7 @@ def pghi_phase(magnitude: torch.Tensor, freqs: torch.Tensor, n_fft: int, hop_len
     increment = advance.gather(-1, anchor) + offset
     frames = [offset[:, 0]]
     # unbind once: indexing [:, n] inside the loop costs more than the gather it feeds on CPU.
-    for n, (anchor_n, increment_n) in enumerate(zip(anchor.unbind(1), increment.unbind(1))):
-        if n == 0:
-            continue
+    for n, (anchor_n, increment_n) in enumerate(zip(anchor.unbind(1)[1:], increment.unbind(1)[1:]), start=1):
         current = frames[-1].gather(-1, anchor_n) + increment_n
         if n % _WRAP_EVERY == 0:
             current = torch.remainder(current, 2 * math.pi)  # keep float32 precision on long signals

@@ -90,7 +90,6 @@ class BandGeometry:
     """Precomputed per-config tensors (float64 on CPU; moved/cast on use)."""
 
     weights: torch.Tensor  # (n_mels, n_bins) band-average analysis weights, rows sum to 1
-    interp: torch.Tensor  # (n_bins, n_mels) mel -> linear interpolation, rows sum to 1
     inverse: torch.Tensor  # (n_bins, n_mels) pseudo-inverse of ``weights`` (mel power -> bin power)
     centres: torch.Tensor  # (n_mels,) band centre, in bins
     reach: torch.Tensor  # (n_mels,) IF scale, in bins: half-width + n_fft / (2 hop)
@@ -107,19 +106,15 @@ def band_geometry(cfg: SpectralConfig) -> BandGeometry:
     weights = melscale.band_average_weights(*args)
     centres = melscale.band_centres_bins(*args)
     reach = melscale.band_half_widths_bins(*args) + cfg.n_fft / (2.0 * cfg.hop_length)
-    # Interpolate between band centres: bin k between centres c_m <= k < c_{m+1} gets a linear mix
-    # of bands m and m+1; bins outside the first/last centre take that band's value. Unlike a
-    # (pseudo-)inverse this never goes negative and never rings.
+    # Each bin k between centres c_m <= k < c_{m+1} lies under bands m (left) and m + 1 (right),
+    # weighted by linear interpolation between the centres; bins outside the first/last centre
+    # lean entirely on that band. bin_frequencies() uses these weights to pick a bin's band.
     bins = torch.arange(cfg.n_bins, dtype=torch.float64)
     right = torch.searchsorted(centres, bins, right=True).clamp(1, cfg.n_mels - 1)
     left = right - 1
     frac = ((bins - centres[left]) / (centres[right] - centres[left])).clamp(0.0, 1.0)
-    interp = torch.zeros(cfg.n_bins, cfg.n_mels, dtype=torch.float64)
-    interp[torch.arange(cfg.n_bins), left] = 1.0 - frac
-    interp[torch.arange(cfg.n_bins), right] += frac
     inverse = torch.linalg.pinv(weights)
-    rows = torch.arange(cfg.n_bins)
-    return BandGeometry(weights, interp, inverse, centres, reach, left, right, interp[rows, left], interp[rows, right])
+    return BandGeometry(weights, inverse, centres, reach, left, right, 1.0 - frac, frac)
 
 
 def _table(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
