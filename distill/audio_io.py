@@ -75,6 +75,13 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 48000, min_samples: i
     return _decode(path, probe(path), sample_rate, min_samples, max_seconds)
 
 
+def load_audio_with_info(path: str | os.PathLike, sample_rate: int = 48000,
+                         min_samples: int = 2048) -> tuple[np.ndarray, AudioInfo]:
+    """:func:`load_audio` of the whole file, plus what its header says (rate, channels, format)."""
+    info = probe(path)
+    return _decode(path, info, sample_rate, min_samples, None), info
+
+
 def _decode(path: str | os.PathLike, info: AudioInfo, sample_rate: int, min_samples: int,
             max_seconds: float | None) -> np.ndarray:
     """:func:`load_audio` after :func:`probe`: lets a scan reuse the header it already read."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+import time
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # bad input or nothing usable
@@ -83,6 +83,95 @@ def _cmd_roundtrip(args: argparse.Namespace) -> int:
     return EXIT_ERROR
 
 
+class _ProgressPrinter:
+    """Files done/total, rows and ETA on stderr: one updating line on a terminal, else a line every 5 s."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        finished = p.files_done == p.files_total
+        if not self.tty and not finished and now - self.last < 5.0:
+            return
+        self.last = now
+        eta = "" if p.eta is None else f", about {p.eta:.0f} s left"
+        line = f"prepared {p.files_done}/{p.files_total} files, {p.rows_written} rows written{eta}"
+        if self.tty:
+            self.stream.write("\r" + line.ljust(78) + ("\n" if finished else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _ask(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def _prepare_config(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from distill.prepare_config import PrepareConfig
+
+    cfg = PrepareConfig()
+    try:
+        augment = replace(cfg.augment, expansion=args.expansion, seed=args.seed)
+        return replace(cfg, augment=augment, chunk_seconds=args.chunk_seconds, val_fraction=args.val_fraction,
+                       split_seed=args.seed)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from distill.manifest import CacheError
+    from distill.prepare import NoUsableAudio, PrepareError, human_bytes
+    from distill.ray_layer.prepare import prepare_dataset
+
+    cfg = _prepare_config(args)
+    say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr))
+    try:
+        result = prepare_dataset(args.dir, args.cache, cfg, num_cpus=args.num_cpus, yes=args.yes,
+                                 confirm=_ask if sys.stdin.isatty() and not args.json else None,
+                                 confirm_above_bytes=int(args.confirm_above_gb * 1024**3),
+                                 progress=None if args.json else _ProgressPrinter(), log=say)
+    except NoUsableAudio as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "files_skipped": exc.skipped}, ensure_ascii=False))
+        else:
+            for item in exc.skipped:
+                print(f"skipped  {item['path']}  ({item['reason']})")
+        raise CommandError(str(exc)) from None
+    except (PrepareError, CacheError) as exc:
+        raise CommandError(str(exc)) from None
+    except KeyboardInterrupt:
+        print("distill: interrupted; files already finished are kept and the next run reuses them",
+              file=sys.stderr)
+        return 130
+    if args.json:
+        keys = ("cache", "manifest", "files_ok", "files_skipped", "rows_train", "rows_val", "processed_files",
+                "reused_files", "removed_files", "bytes", "seconds", "fresh", "reason", "split_note",
+                "audio_seconds", "stage_seconds")
+        summary = result.to_json()
+        print(json.dumps({k: summary[k] for k in keys}, ensure_ascii=False))
+        return EXIT_OK
+    for item in result.files_skipped:
+        print(f"skipped  {item['path']}  ({item['reason']})")
+    state = ("up to date: nothing to do" if result.fresh else
+             f"{len(result.processed_files)} processed, {len(result.reused_files)} reused, "
+             f"{len(result.removed_files)} removed")
+    print(f"{result.cache}: {state}")
+    print(f"{result.files_ok} files ok, {len(result.files_skipped)} skipped; {result.rows_train} train rows, "
+          f"{result.rows_val} validation rows; {human_bytes(result.bytes)}; {result.seconds:.1f} s")
+    if result.split_note:
+        print(f"note: {result.split_note}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="distill", description="Train a generative model on your own sounds.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -103,6 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="only the first S seconds of each file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=_cmd_roundtrip)
+
+    p = sub.add_parser("prepare", help="turn a folder of audio into training-ready Parquet shards (Ray Data)")
+    p.add_argument("dir", help="folder of audio (scanned recursively)")
+    p.add_argument("--cache", default=None, help="cache folder or storage URI such as s3://bucket/prefix "
+                   "(default: DIR/.distill/cache)")
+    p.add_argument("--expansion", type=int, default=10, help="augmented variants per training chunk (default 10)")
+    p.add_argument("--chunk-seconds", type=float, default=2.0, help="length of each training example (default 2)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of files held out (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the augmentation and the split (default 0)")
+    p.add_argument("--yes", action="store_true", help="do not ask before writing a large cache")
+    p.add_argument("--confirm-above-gb", type=float, default=2.0,
+                   help="ask (or, without a terminal, stop) when the estimate is above this (default 2)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for Ray (default: all)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
+    p.set_defaults(func=_cmd_prepare)
     return parser
 
 

@@ -1,0 +1,45 @@
+"""The one place that wires the pure core into Ray (Data now; Train, Tune and Serve later).
+
+``ensure_ray`` connects to the cluster when there is one to connect to (``RAY_ADDRESS`` is set by
+``ray job submit`` and by users of an existing cluster) and otherwise starts an embedded local Ray,
+so the same code runs on a laptop and on a cluster.
+
+Learned the hard way (Ray 2.60): ``ray.init()`` with no address may attach to a cluster some other
+process started; ``address="local"`` always starts our own. Token authentication is on by default
+for local clusters: the first ``ray.init`` writes ``~/.ray/auth_token``. Never ``ray stop`` on a
+shared machine; ``ray.shutdown()`` stops only what this process started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+
+def ensure_ray(num_cpus: int | None = None) -> None:
+    """Connect to ``RAY_ADDRESS`` if set, else start a local Ray with ``num_cpus`` CPUs (default: all)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Token auth stays on (Ray's default); only its "auth is enabled" notice is silenced, because
+    # the CLI's users did not ask for a cluster and cannot act on it. README says how to connect.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    options = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(**options)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, **options)
+
+
+def quiet_ray_data() -> None:
+    """Ray Data prints its own progress bars and execution logs; the CLI shows its own progress."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    context.enable_auto_log_stats = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # It warns (once) that progress bars are off — which is what we asked for.
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)

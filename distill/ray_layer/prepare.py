@@ -1,0 +1,77 @@
+"""Dataset preparation on Ray Data: the executor behind :func:`distill.prepare.prepare`.
+
+Pipeline (one logical stage per function of :mod:`distill.prepare_stages`)::
+
+    from_items(tasks)                  one block per task (a file and up to TASK_CHUNKS chunks)
+      .flat_map(decode_chunks)         decode + validate once more, cut windows
+      .map_batches(augment_batch)      1 + expansion variants per training chunk
+      .map_batches(analyze_batch)      batched torch analysis → (R, 2, n_mels, frames)
+      .map_batches(write_batch)        atomic Parquet parts → one small record per part
+    iter_rows() on the driver          journal finished files, progress, statistics
+
+Ray fuses these into one operator, so rows pass from stage to stage inside a worker and only the
+small records reach the driver. Why not ``Dataset.write_parquet``: it writes non-atomically and
+says nothing about when *a source file's* rows are all on disk, which incremental rebuilds and
+crash safety both need; writing parts in a stage and journaling on the driver gives both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from distill.prepare import PrepareResult, prepare
+from distill.prepare_config import PrepareConfig
+from distill.ray_layer import ensure_ray, quiet_ray_data
+from distill.storage import Store
+
+AUGMENT_BATCH = 1  # chunks per augmentation call (each makes 1 + expansion rows)
+ANALYZE_BATCH = 16  # rows per torch analysis call
+WRITE_BATCH = 64  # rows per shard part at most (a part holds rows of one file)
+
+
+class RayDataExecutor:
+    """Runs validation and the build pipeline on Ray Data (local or cluster)."""
+
+    def __init__(self, cfg: PrepareConfig, store: Store, num_cpus: int | None = None):
+        ensure_ray(num_cpus)
+        quiet_ray_data()
+        import ray
+
+        self.ray = ray
+        self.cfg = cfg
+        self.store = store
+        if num_cpus and os.environ.get("RAY_ADDRESS"):  # on a shared cluster, cap our own share
+            from ray.data import DataContext, ExecutionResources
+
+            DataContext.get_current().execution_options.resource_limits = ExecutionResources(cpu=num_cpus)
+
+    def validate(self, items: list[dict]) -> list[dict]:
+        from distill.prepare_stages import validate_file
+
+        ds = self.ray.data.from_items(items, override_num_blocks=min(len(items), 256))
+        return ds.map(validate_file, fn_kwargs={"cfg": self.cfg}).take_all()
+
+    def build(self, tasks: list[dict]) -> Iterator[dict]:
+        # Imported here, not at the top: they pull in torch, and deciding that a cache is fresh
+        # must not cost the second that importing torch takes.
+        from distill.prepare_stages import analyze_batch, augment_batch, decode_chunks, write_batch
+
+        ds = self.ray.data.from_items(tasks, override_num_blocks=len(tasks))
+        ds = ds.flat_map(decode_chunks, fn_kwargs={"cfg": self.cfg})
+        ds = ds.map_batches(augment_batch, batch_size=AUGMENT_BATCH, fn_kwargs={"cfg": self.cfg})
+        ds = ds.map_batches(analyze_batch, batch_size=ANALYZE_BATCH, fn_kwargs={"cfg": self.cfg})
+        ds = ds.map_batches(write_batch, batch_size=WRITE_BATCH, fn_kwargs={"cfg": self.cfg, "store": self.store})
+        yield from ds.iter_rows()
+
+
+def prepare_dataset(data_dir: str | Path, cache: str | None = None, cfg: PrepareConfig | None = None, *,
+                    num_cpus: int | None = None, **options) -> PrepareResult:
+    """Bring the prepared cache of ``data_dir`` up to date on Ray Data; the function training calls.
+
+    Ray is started only when some file really has to be processed. ``options`` are those of
+    :func:`distill.prepare.prepare` (``yes``, ``confirm``, ``progress``, ``log``, …).
+    """
+    return prepare(data_dir, cache, cfg,
+                   executor_factory=lambda c, s: RayDataExecutor(c, s, num_cpus=num_cpus), **options)
