@@ -34,6 +34,7 @@ from distill.storage import Store
 
 PEAK_TARGET = 10 ** (-1 / 20)  # -1 dBFS, for file_normalize="peak"
 STAGES = ("decode", "augment", "analyze", "write")
+ANALYZE_ROWS = 16  # rows per torch analysis call: batched, with bounded intermediate tensors
 
 
 def _sha256(path: Path) -> str:
@@ -132,9 +133,11 @@ def analyze_batch(batch: dict[str, np.ndarray], cfg: PrepareConfig) -> dict[str,
     good = ~np.asarray([bool(e) for e in batch["error"]])
     dtype = np.float16 if cfg.storage_dtype == "float16" else np.float32
     spec = np.zeros((len(good), *cfg.spec_shape), dtype=dtype)
-    if good.any():
-        with torch.no_grad():
-            spec[good] = analyze(audio[torch.from_numpy(good)], cfg.spectral).numpy().astype(dtype)
+    with torch.no_grad():
+        for first in range(0, len(good), ANALYZE_ROWS):
+            rows = np.flatnonzero(good[first:first + ANALYZE_ROWS]) + first
+            if len(rows):
+                spec[rows] = analyze(audio[torch.from_numpy(rows)], cfg.spectral).numpy().astype(dtype)
     batch["spec"] = spec
     batch["t_analyze"] = np.full(len(good), (time.perf_counter() - started) / len(good))
     return batch

@@ -12,3 +12,15 @@ def example_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("example")
     write_example_data(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One embedded Ray for every in-process pipeline test (starting one costs seconds)."""
+    import ray
+
+    from distill.ray_layer import ensure_ray
+
+    ensure_ray(num_cpus=2)
+    yield
+    ray.shutdown()

@@ -26,9 +26,11 @@ from distill.prepare_config import PrepareConfig
 from distill.ray_layer import ensure_ray, quiet_ray_data
 from distill.storage import Store
 
-AUGMENT_BATCH = 1  # chunks per augmentation call (each makes 1 + expansion rows)
-ANALYZE_BATCH = 16  # rows per torch analysis call
-WRITE_BATCH = 64  # rows per shard part at most (a part holds rows of one file)
+# batch_size=None everywhere: each stage takes a task's whole block. A numeric batch_size makes
+# Ray Data *bundle* input blocks until it has that many rows — and since the input rows are tasks
+# (one per block), batch_size=64 put 64 tasks into one Ray task and ran the whole build on one CPU
+# (measured: shards appeared only at the end, on a single worker). Stages split their own work.
+BLOCK = None
 
 
 class RayDataExecutor:
@@ -60,9 +62,9 @@ class RayDataExecutor:
 
         ds = self.ray.data.from_items(tasks, override_num_blocks=len(tasks))
         ds = ds.flat_map(decode_chunks, fn_kwargs={"cfg": self.cfg})
-        ds = ds.map_batches(augment_batch, batch_size=AUGMENT_BATCH, fn_kwargs={"cfg": self.cfg})
-        ds = ds.map_batches(analyze_batch, batch_size=ANALYZE_BATCH, fn_kwargs={"cfg": self.cfg})
-        ds = ds.map_batches(write_batch, batch_size=WRITE_BATCH, fn_kwargs={"cfg": self.cfg, "store": self.store})
+        ds = ds.map_batches(augment_batch, batch_size=BLOCK, fn_kwargs={"cfg": self.cfg})
+        ds = ds.map_batches(analyze_batch, batch_size=BLOCK, fn_kwargs={"cfg": self.cfg})
+        ds = ds.map_batches(write_batch, batch_size=BLOCK, fn_kwargs={"cfg": self.cfg, "store": self.store})
         yield from ds.iter_rows()
 
 
