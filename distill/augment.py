@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from distill.prepare_config import AugmentConfig
-from distill.vocoder import change_pitch_and_speed
+from distill.vocoder import VocoderAnalysis, change_pitch_and_speed
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ def draw_params(cfg: AugmentConfig, rng: np.random.Generator, variant: int) -> A
 
 
 def apply_params(window: np.ndarray, params: AugmentParams, chunk_length: int, margin: int,
-                 sample_rate: int, rng: np.random.Generator) -> tuple[np.ndarray, AugmentParams]:
+                 sample_rate: int, rng: np.random.Generator,
+                 analysis: VocoderAnalysis | None = None) -> tuple[np.ndarray, AugmentParams]:
     """Augment one chunk: ``window (W,)`` → ``(chunk_length,)`` float32, and the params applied.
 
     The returned params differ from ``params`` only where something could not be applied: noise
@@ -73,10 +74,11 @@ def apply_params(window: np.ndarray, params: AugmentParams, chunk_length: int, m
     ``window`` holds the chunk with ``margin`` samples of context before it and enough after it
     for the fastest speed (see :func:`distill.chunking.chunk_windows`); the context keeps the
     vocoder's edges out of the chunk and lets a faster variant read past the chunk's end.
+    ``analysis`` is ``vocoder.analyse(window)``, shared by all variants of a chunk to save time.
     """
     if params.pitch_semitones != 0.0 or params.speed != 1.0:
         span = min(len(window), math.ceil(chunk_length * params.speed) + 2 * margin)
-        moved = change_pitch_and_speed(window[:span], sample_rate, params.pitch_semitones, params.speed)
+        moved = change_pitch_and_speed(window[:span], sample_rate, params.pitch_semitones, params.speed, analysis)
         start = round(margin / params.speed)
         out = moved[start:start + chunk_length]
         if len(out) < chunk_length:

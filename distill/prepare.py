@@ -93,6 +93,7 @@ class PrepareResult:
     split_note: str | None = None
     audio_seconds: float = 0.0
     stage_seconds: dict = field(default_factory=dict)  # CPU seconds spent per stage, this run
+    phase_seconds: dict = field(default_factory=dict)  # wall seconds: plan, start (Ray), validate, build
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -183,7 +184,14 @@ def prepare(data_dir: str | Path, cache: str | None = None, cfg: PrepareConfig |
             executors.append(executor_factory(cfg, store))
         return executors[0]
 
+    phases = {"plan": time.perf_counter() - started}
+    clock = time.perf_counter()
+    if todo:
+        executor()
+        phases["start"] = time.perf_counter() - clock
+        clock = time.perf_counter()
     validated = _validate(executor, root, plan, todo, by_stat)
+    phases["validate"] = time.perf_counter() - clock
     ok = {r["rel"]: r for r in validated if r["ok"]}
     skipped = {r["rel"]: {"size": r["size"], "mtime_ns": r["mtime_ns"], "reason": r["reason"]}
                for r in validated if not r["ok"]}
@@ -214,7 +222,9 @@ def prepare(data_dir: str | Path, cache: str | None = None, cfg: PrepareConfig |
             build[rel] = entry
     stage_seconds = dict.fromkeys(("decode", "augment", "analyze", "write"), 0.0)
     if build:
+        clock = time.perf_counter()
         files.update(_build(executor, store, root, build, cfg, plan.fingerprint, stage_seconds, skipped, progress))
+        phases["build"] = time.perf_counter() - clock
     if not files:
         reasons = [{"path": rel, "reason": e["reason"]} for rel, e in sorted(skipped.items())]
         raise NoUsableAudio(f"none of the audio files in {root} could be prepared", reasons)
@@ -222,7 +232,7 @@ def prepare(data_dir: str | Path, cache: str | None = None, cfg: PrepareConfig |
     save_manifest(store, manifest)
     _collect_garbage(store, manifest)
     return _result(store, manifest, plan, processed=sorted(build), reused=sorted(set(files) - set(build)),
-                   seconds=time.perf_counter() - started, stage_seconds=stage_seconds)
+                   seconds=time.perf_counter() - started, stage_seconds=stage_seconds, phase_seconds=phases)
 
 
 def _validate(executor: Callable[[], Executor], root: Path, plan: Plan, todo: list[str],
@@ -313,7 +323,7 @@ def _collect_garbage(store: Store, manifest: dict) -> None:
 
 
 def _result(store: Store, manifest: dict, plan: Plan, *, processed: list[str], reused: list[str],
-            seconds: float, stage_seconds: dict | None = None) -> PrepareResult:
+            seconds: float, stage_seconds: dict | None = None, phase_seconds: dict | None = None) -> PrepareResult:
     totals = manifest["totals"]
     return PrepareResult(
         cache=store.display(), manifest=store.display(MANIFEST), files_ok=totals["files_ok"],
@@ -321,4 +331,5 @@ def _result(store: Store, manifest: dict, plan: Plan, *, processed: list[str], r
         rows_train=totals["rows_train"], rows_val=totals["rows_val"], processed_files=processed,
         reused_files=reused, removed_files=plan.removed, bytes=totals["bytes"], seconds=round(seconds, 3),
         fresh=plan.fresh, reason=plan.reason, split_note=manifest.get("split_note"),
-        audio_seconds=totals["audio_seconds"], stage_seconds=stage_seconds or {})
+        audio_seconds=totals["audio_seconds"], stage_seconds=stage_seconds or {},
+        phase_seconds={k: round(v, 3) for k, v in (phase_seconds or {}).items()})

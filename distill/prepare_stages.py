@@ -31,6 +31,7 @@ from distill.representation import analyze
 from distill.shards import PARAM_COLUMNS, build_table, table_to_bytes
 from distill.split import TRAIN
 from distill.storage import Store
+from distill.vocoder import analyse as vocoder_analyse
 
 PEAK_TARGET = 10 ** (-1 / 20)  # -1 dBFS, for file_normalize="peak"
 STAGES = ("decode", "augment", "analyze", "write")
@@ -115,11 +116,15 @@ def augment_batch(batch: dict[str, np.ndarray], cfg: PrepareConfig) -> dict[str,
         variants = 1 + cfg.augment.expansion if batch["split"][i] == TRAIN else 1
         window = np.asarray(batch["window"][i], np.float32)
         decode_share = float(batch["t_decode"][i]) / variants
+        analysis = None  # the window's STFT, computed once for all variants that need the vocoder
         for variant in range(variants):
             started = time.perf_counter()
             rng = variant_rng(cfg.augment, str(batch["source"][i]), int(batch["chunk"][i]), variant)
-            audio, applied = apply_params(window, draw_params(cfg.augment, rng, variant), cfg.chunk_length,
-                                          cfg.margin, cfg.spectral.sample_rate, rng)
+            params = draw_params(cfg.augment, rng, variant)
+            if analysis is None and (params.pitch_semitones != 0.0 or params.speed != 1.0):
+                analysis = vocoder_analyse(window)
+            audio, applied = apply_params(window, params, cfg.chunk_length, cfg.margin, cfg.spectral.sample_rate,
+                                          rng, analysis)
             rows.append({**base, "variant": variant, "audio": audio, "pitch_semitones": applied.pitch_semitones,
                          "speed": applied.speed, "gain": applied.gain, "noise_snr_db": applied.noise_snr_db,
                          "t_decode": decode_share, "t_augment": time.perf_counter() - started})
@@ -170,10 +175,12 @@ def write_batch(batch: dict[str, np.ndarray], cfg: PrepareConfig, store: Store) 
             store.write_bytes(record["path"], data)
             record.update(rows=len(idx), bytes=len(data))
             if record["split"] == TRAIN:
-                values = specs.astype(np.float64)  # the stored (rounded) values: stats match what is read
+                # The stored (rounded) values, so the statistics match what readers get; summed in
+                # float64 without materialising a float64 copy of the batch.
+                values = specs.astype(np.float32)
                 record["count"] = values.shape[0] * values.shape[3]
-                record["sum"] = values.sum(axis=(0, 3)).reshape(-1)
-                record["sum_sq"] = np.square(values).sum(axis=(0, 3)).reshape(-1)
+                record["sum"] = values.sum(axis=(0, 3), dtype=np.float64).reshape(-1)
+                record["sum_sq"] = np.square(values).sum(axis=(0, 3), dtype=np.float64).reshape(-1)
         record["t_write"] = time.perf_counter() - started
         records.append(record)
     return _stack(records)

@@ -86,17 +86,21 @@ def analyze(wave: torch.Tensor, cfg: SpectralConfig = SpectralConfig()) -> torch
     amplitude = mel_power.clamp_min(0.0).sqrt()
     log_amp = torch.log(amplitude + cfg.log_floor)
 
-    # Instantaneous frequency of every bin, in bins, from the phase advance between frames.
+    # Instantaneous frequency of every bin, in bins, from the phase advance between frames:
+    # angle(X[n] · conj(X[n-1])), written out in real arithmetic — complex multiply + torch.angle
+    # cost half of analyze() on CPU (copies into complex temporaries), atan2 on views does not.
     k = torch.arange(cfg.n_bins, device=wave.device, dtype=power.dtype)[:, None]
-    advance = torch.angle(spec[..., 1:] * spec[..., :-1].conj())  # (B, K, N-1), wrapped to (-π, π]
+    re, im = spec.real, spec.imag
+    cross_re = re[..., 1:] * re[..., :-1] + im[..., 1:] * im[..., :-1]
+    cross_im = im[..., 1:] * re[..., :-1] - re[..., 1:] * im[..., :-1]
+    advance = torch.atan2(cross_im, cross_re)  # (B, K, N-1), wrapped to (-π, π]
     expected = 2 * math.pi * cfg.hop_length / cfg.n_fft * k
     deviation = torch.remainder(advance - expected + math.pi, 2 * math.pi) - math.pi
     bin_if = k + deviation * cfg.n_fft / (2 * math.pi * cfg.hop_length)
     bin_if = torch.cat([bin_if[..., :1], bin_if], dim=-1)  # frame 0 has no predecessor: reuse frame 1
-    # Weight each bin's IF by the energy it has in *both* frames: an IF is only as good as the two
-    # phases it came from, and a bin that was silent a frame ago has a meaningless one.
-    mag = power.sqrt()
-    pair_energy = torch.cat([power[..., :1], mag[..., 1:] * mag[..., :-1]], dim=-1)
+    # Weight each bin's IF by the energy it has in *both* frames (|X[n]|·|X[n-1]| = |cross|): an IF
+    # is only as good as the two phases it came from, and a bin silent a frame ago has a meaningless one.
+    pair_energy = torch.cat([power[..., :1], torch.hypot(cross_re, cross_im)], dim=-1)
     band_energy = torch.einsum("mk,bkn->bmn", weights, pair_energy)
     band_if = torch.einsum("mk,bkn->bmn", weights, pair_energy * bin_if) / band_energy.clamp_min(1e-20)
     centres, reach = _table(geo.centres, power)[:, None], _table(geo.reach, power)[:, None]

@@ -16,6 +16,7 @@ drift is the "phasiness" of a plain phase vocoder.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import soxr
@@ -47,46 +48,82 @@ def _peak_of_each_bin(mag: torch.Tensor) -> torch.Tensor:
     return torch.where(nearest < 0, bins, nearest).T  # frames with no peak keep their own bin
 
 
-def time_stretch(wave: np.ndarray, rate: float) -> np.ndarray:
-    """Change tempo by ``rate`` (> 1 faster) keeping pitch: ``(T,) -> (round(T / rate),)`` float32."""
+@dataclass(frozen=True)
+class VocoderAnalysis:
+    """The STFT of a signal as the vocoder uses it; compute once, stretch it many ways.
+
+    All ``(K, N + 2)``: two silent frames are appended so interpolation past the end is defined.
+    """
+
+    magnitude: torch.Tensor
+    phase: torch.Tensor
+    peak: torch.Tensor  # long: the spectral peak each bin belongs to, per analysis frame
+    num_samples: int
+
+    @property
+    def num_frames(self) -> int:
+        return self.magnitude.shape[1] - 2
+
+
+def analyse(wave: np.ndarray) -> VocoderAnalysis:
+    """``(T,)`` → :class:`VocoderAnalysis` (one STFT, magnitudes, phases and peak regions)."""
+    x = torch.tensor(np.asarray(wave, dtype=np.float32))[None]  # a copy: Ray hands out read-only arrays
+    spec = torch.nn.functional.pad(stft(x, N_FFT, HOP)[0], (0, 2))  # (K, N + 2)
+    magnitude = spec.abs()
+    # Peaks from the analysis frames, as Laroche & Dolson do: shared by every stretch of this signal.
+    return VocoderAnalysis(magnitude, spec.angle(), _peak_of_each_bin(magnitude), len(wave))
+
+
+def stretch(analysis: VocoderAnalysis, rate: float, num_samples: int | None = None) -> np.ndarray:
+    """Tempo × ``rate`` of the first ``num_samples`` (default all) analysed samples → ``(≈num_samples / rate,)``."""
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
-    length = max(1, round(len(wave) / rate))
-    if abs(rate - 1.0) < 1e-6:
-        return np.asarray(wave, dtype=np.float32).copy()
-    x = torch.tensor(np.asarray(wave, dtype=np.float32))[None]  # a copy: Ray hands out read-only arrays
-    spec = stft(x, N_FFT, HOP)[0]  # (K, N)
-    num_bins, num_frames = spec.shape
-    steps = torch.arange(0, num_frames, rate, dtype=torch.float64)  # output frame positions
+    num_samples = analysis.num_samples if num_samples is None else min(num_samples, analysis.num_samples)
+    length = max(1, round(num_samples / rate))
+    frames = min(num_samples // HOP + 1, analysis.num_frames)
+    steps = torch.arange(0, frames, rate, dtype=torch.float64)  # output frame positions
     left = steps.floor().long()
     frac = (steps - left).float()
-    spec = torch.nn.functional.pad(spec, (0, 2))  # frames past the end are silent
-    # abs/angle once on the analysis frames, then index: torch.angle dominated the cost otherwise.
-    mag_in, phase_in = spec.abs(), spec.angle()
+    mag_in, phase_in = analysis.magnitude, analysis.phase
     mag = (1 - frac) * mag_in[:, left] + frac * mag_in[:, left + 1]  # (K, M)
     phase_a = phase_in[:, left]
+    num_bins = mag.shape[0]
     expected = 2 * math.pi * HOP / N_FFT * torch.arange(num_bins, dtype=torch.float32)[:, None]
     advance = phase_in[:, left + 1] - phase_a - expected
     advance = advance - 2 * math.pi * torch.round(advance / (2 * math.pi)) + expected  # (K, M)
-    peak = _peak_of_each_bin(mag)
     # Locked phase: the peak's accumulated phase plus the bin's own offset from the peak in the
     # analysis frame, so the partial's shape across bins is kept exactly.
     accumulated = phase_in[:, :1] + torch.cumsum(advance, dim=1) - advance  # (K, M)
-    locked = torch.gather(accumulated - phase_a, 0, peak) + phase_a
+    locked = torch.gather(accumulated - phase_a, 0, analysis.peak[:, left]) + phase_a
     out = torch.polar(mag, locked)
     return istft(out[None], N_FFT, HOP, length=length)[0].numpy().astype(np.float32)
 
 
-def change_pitch_and_speed(wave: np.ndarray, sample_rate: int, semitones: float = 0.0,
-                           speed: float = 1.0) -> np.ndarray:
+def time_stretch(wave: np.ndarray, rate: float) -> np.ndarray:
+    """Change tempo by ``rate`` (> 1 faster) keeping pitch: ``(T,) -> (round(T / rate),)`` float32."""
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    if abs(rate - 1.0) < 1e-6:
+        return np.asarray(wave, dtype=np.float32).copy()
+    return stretch(analyse(wave), rate)
+
+
+def change_pitch_and_speed(wave: np.ndarray, sample_rate: int, semitones: float = 0.0, speed: float = 1.0,
+                           analysis: VocoderAnalysis | None = None) -> np.ndarray:
     """Shift pitch by ``semitones`` and play ``speed`` times faster: ``(T,) -> (≈T / speed,)`` float32.
 
     ``speed`` changes tempo only (pitch kept); ``semitones`` changes pitch only (duration kept).
+    ``analysis`` (optional) is :func:`analyse` of a signal that *starts with* ``wave`` — e.g. a
+    longer window shared by several variants — so the STFT is not recomputed for each.
     """
     if speed <= 0:
         raise ValueError(f"speed must be positive, got {speed}")
     ratio = 2.0 ** (semitones / 12.0)
-    stretched = time_stretch(wave, speed / ratio)  # tempo × speed/ratio, pitch unchanged
+    rate = speed / ratio  # tempo × speed/ratio, pitch unchanged
+    if abs(rate - 1.0) < 1e-6:
+        stretched = np.asarray(wave, dtype=np.float32).copy()
+    else:
+        stretched = stretch(analysis if analysis is not None else analyse(wave), rate, len(wave))
     if abs(ratio - 1.0) < 1e-9:
         return stretched
     # Reading the stretched audio as if recorded at rate·ratio plays it ratio× faster and higher.
