@@ -262,6 +262,10 @@ def _build(executor: Callable[[], Executor], store: Store, root: Path, build: di
             tasks.append({"key": entry["key"], "rel": rel, "path": str(root / rel), "split": entry["split"],
                           "num_chunks": entry["num_chunks"], "first": first,
                           "stop": min(first + TASK_CHUNKS, entry["num_chunks"]), "task": index})
+    # Longest tasks first: Ray Data starts tasks roughly in input order, and a long task started
+    # last leaves the other CPUs idle while it finishes (measured: 1.47 of 2 CPUs busy in file order).
+    tasks.sort(key=lambda t: (-(t["stop"] - t["first"]) * (1 + cfg.augment.expansion * (t["split"] == TRAIN)),
+                              t["rel"], t["task"]))
     by_key = {e["key"]: (rel, e) for rel, e in build.items()}
     total_audio = sum(e["duration"] for e in build.values())
     finished: dict[str, dict] = {}

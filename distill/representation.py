@@ -27,7 +27,7 @@ import torch
 from distill import mel as melscale
 from distill import phase as phase_rec
 from distill.spectral_config import PHASE_METHOD_NAMES, SpectralConfig
-from distill.stft import istft, stft
+from distill.stft import istft, polar, stft
 
 PHASE_METHODS = phase_rec.METHODS
 assert set(PHASE_METHODS) == set(PHASE_METHOD_NAMES), "spectral_config and phase disagree"
@@ -46,6 +46,8 @@ class BandGeometry:
     right_band: torch.Tensor  # (n_bins,) long: band on the right of each bin (its rising edge)
     left_weight: torch.Tensor  # (n_bins,) interpolation weight of left_band for each bin
     right_weight: torch.Tensor  # (n_bins,) interpolation weight of right_band for each bin
+    bin_weighted: torch.Tensor  # (n_mels, n_bins) weights · bin index (band mean of k, as a product)
+    expected_advance: torch.Tensor  # (n_bins,) phase advance of a bin-centred sinusoid, mod 2π
 
 
 @lru_cache(maxsize=16)
@@ -63,7 +65,9 @@ def band_geometry(cfg: SpectralConfig) -> BandGeometry:
     left = right - 1
     frac = ((bins - centres[left]) / (centres[right] - centres[left])).clamp(0.0, 1.0)
     inverse = torch.linalg.pinv(weights)
-    return BandGeometry(weights, inverse, centres, reach, left, right, 1.0 - frac, frac)
+    k = torch.arange(cfg.n_bins, dtype=torch.float64)
+    expected = torch.remainder(2 * math.pi * cfg.hop_length / cfg.n_fft * k, 2 * math.pi)
+    return BandGeometry(weights, inverse, centres, reach, left, right, 1.0 - frac, frac, weights * k, expected)
 
 
 def _table(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -86,23 +90,30 @@ def analyze(wave: torch.Tensor, cfg: SpectralConfig = SpectralConfig()) -> torch
     amplitude = mel_power.clamp_min(0.0).sqrt()
     log_amp = torch.log(amplitude + cfg.log_floor)
 
-    # Instantaneous frequency of every bin, in bins, from the phase advance between frames:
-    # angle(X[n] · conj(X[n-1])), written out in real arithmetic — complex multiply + torch.angle
-    # cost half of analyze() on CPU (copies into complex temporaries), atan2 on views does not.
-    k = torch.arange(cfg.n_bins, device=wave.device, dtype=power.dtype)[:, None]
-    re, im = spec.real, spec.imag
+    # Instantaneous frequency of every bin from the phase advance between frames, written so that
+    # the full-size (B, K, N) work is a few plain real ops (this function is most of the cost of
+    # preparing a dataset): angle(X[n]·conj(X[n-1])) as atan2 of real products (complex multiply +
+    # torch.angle cost half of analyze() on CPU), and the mean over a band's bins of
+    # IF_k = k + c·dev_k taken as (Σ w·E·k + c·Σ w·E·dev) / Σ w·E, two matrix products instead of
+    # building IF_k per bin. dev_k is the advance minus the bin's own expected advance, wrapped.
+    re, im = spec.real.contiguous(), spec.imag.contiguous()
     cross_re = re[..., 1:] * re[..., :-1] + im[..., 1:] * im[..., :-1]
     cross_im = im[..., 1:] * re[..., :-1] - re[..., 1:] * im[..., :-1]
-    advance = torch.atan2(cross_im, cross_re)  # (B, K, N-1), wrapped to (-π, π]
-    expected = 2 * math.pi * cfg.hop_length / cfg.n_fft * k
-    deviation = torch.remainder(advance - expected + math.pi, 2 * math.pi) - math.pi
-    bin_if = k + deviation * cfg.n_fft / (2 * math.pi * cfg.hop_length)
-    bin_if = torch.cat([bin_if[..., :1], bin_if], dim=-1)  # frame 0 has no predecessor: reuse frame 1
+    advance = torch.atan2(cross_im, cross_re)  # (B, K, N-1), in (-π, π]
+    expected = _table(geo.expected_advance, power)[:, None]  # (K, 1), in [0, 2π)
+    deviation = advance - expected  # in (-3π, π]: one conditional turn wraps it to (-π, π]
+    deviation = deviation + (deviation <= -math.pi).to(deviation.dtype) * (2 * math.pi)
     # Weight each bin's IF by the energy it has in *both* frames (|X[n]|·|X[n-1]| = |cross|): an IF
     # is only as good as the two phases it came from, and a bin silent a frame ago has a meaningless one.
-    pair_energy = torch.cat([power[..., :1], torch.hypot(cross_re, cross_im)], dim=-1)
-    band_energy = torch.einsum("mk,bkn->bmn", weights, pair_energy)
-    band_if = torch.einsum("mk,bkn->bmn", weights, pair_energy * bin_if) / band_energy.clamp_min(1e-20)
+    pair_energy = torch.hypot(cross_re, cross_im)  # (B, K, N-1)
+    bins = _table(geo.bin_weighted, power)  # (n_mels, K): weights · k
+    scale = cfg.n_fft / (2 * math.pi * cfg.hop_length)  # radians of deviation → bins
+    # Frame 0 has no predecessor: it takes frame 1's IF, weighted by its own power.
+    energy0, dev0 = power[..., :1], deviation[..., :1]
+    band_energy = torch.cat([weights @ energy0, weights @ pair_energy], dim=-1)
+    band_sum = torch.cat([bins @ energy0 + scale * (weights @ (energy0 * dev0)),
+                          bins @ pair_energy + scale * (weights @ (pair_energy * deviation))], dim=-1)
+    band_if = band_sum / band_energy.clamp_min(1e-20)
     centres, reach = _table(geo.centres, power)[:, None], _table(geo.reach, power)[:, None]
     rel_if = ((band_if - centres) / reach).clamp(-1.0, 1.0)
     audible = 20 * torch.log10(amplitude.clamp_min(1e-12)) >= cfg.if_threshold_db
@@ -171,6 +182,6 @@ def synthesize(spec: torch.Tensor, cfg: SpectralConfig = SpectralConfig(), lengt
     freqs = _bin_frequencies_frames_first(spec, cfg)
     phase = phase_rec.reconstruct(method, magnitude, freqs, cfg.n_fft, cfg.hop_length, seed=cfg.seed,
                                   **phase_options)
-    complex_spec = torch.polar(magnitude, phase).transpose(1, 2)
+    complex_spec = polar(magnitude, phase).transpose(1, 2)
     length = (spec.shape[-1] - 1) * cfg.hop_length if length is None else length
     return istft(complex_spec, cfg.n_fft, cfg.hop_length, length=length)

@@ -32,11 +32,17 @@ def ensure_ray(num_cpus: int | None = None) -> None:
         ray.init(address="local", num_cpus=num_cpus, **options)
 
 
-def quiet_ray_data() -> None:
-    """Ray Data prints its own progress bars and execution logs; the CLI shows its own progress."""
+def configure_ray_data() -> None:
+    """Ray Data settings for our pipelines: our own progress instead of Ray's, no CPU reservation.
+
+    Ray Data reserves part of the CPUs per operator; with our single fused operator on a 2-CPU
+    laptop that left one CPU idle between tasks (measured: 16 tasks of 0.5 s started 0.62 s apart
+    in pairs with reservation, 0.51 s without). Our memory is bounded by task size instead.
+    """
     from ray.data import DataContext
 
     context = DataContext.get_current()
+    context.op_resource_reservation_enabled = False
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     context.enable_auto_log_stats = False

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from distill.prepare import PrepareResult, prepare
 from distill.prepare_config import PrepareConfig
-from distill.ray_layer import ensure_ray, quiet_ray_data
+from distill.ray_layer import ensure_ray, configure_ray_data
 from distill.storage import Store
 
 # batch_size=None everywhere: each stage takes a task's whole block. A numeric batch_size makes
@@ -38,7 +38,7 @@ class RayDataExecutor:
 
     def __init__(self, cfg: PrepareConfig, store: Store, num_cpus: int | None = None):
         ensure_ray(num_cpus)
-        quiet_ray_data()
+        configure_ray_data()
         import ray
 
         self.ray = ray
