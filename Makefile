@@ -24,6 +24,8 @@ demo: setup
 	$(BIN)/distill scan $(EXAMPLE_DIR)
 	$(BIN)/distill roundtrip $(EXAMPLE_DIR) --out $(DEMO_OUT)/roundtrip
 	$(BIN)/python benchmarks/roundtrip.py $(EXAMPLE_DIR)
+	$(BIN)/distill prepare $(EXAMPLE_DIR) --yes
+	$(BIN)/distill prepare $(EXAMPLE_DIR) --yes
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -23,8 +23,19 @@ from typing import Protocol
 import numpy as np
 
 from distill.audio_io import AudioFileError, probe
-from distill.manifest import (JOURNAL_DIR, MANIFEST, SHARDS_DIR, Plan, build_manifest, file_key, load_journal,
-                              make_plan, save_manifest, stats_from_sums, write_journal)
+from distill.manifest import (
+    JOURNAL_DIR,
+    MANIFEST,
+    SHARDS_DIR,
+    Plan,
+    build_manifest,
+    file_key,
+    load_journal,
+    make_plan,
+    save_manifest,
+    stats_from_sums,
+    write_journal,
+)
 from distill.prepare_config import PrepareConfig
 from distill.split import TRAIN, assign_splits
 from distill.storage import TEMP_PREFIX, Store

@@ -2,8 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -202,3 +200,20 @@ def test_cache_on_a_uri_and_a_read_only_dataset(tmp_path, example_dir, local_ray
         folder.chmod(0o755)
     assert result.files_ok == 2 and (tmp_path / "elsewhere/manifest.json").exists()
     assert not (folder / ".distill").exists()
+
+
+def test_reading_a_split_with_ray_data_and_with_pyarrow(prepared):
+    folder, result = prepared
+    from distill.prepared import PreparedDataset
+    from distill.ray_layer.prepare import read_split
+
+    cache = PreparedDataset.open(str(folder / ".distill/cache"))
+    assert cache.config == CFG and cache.stats.mean.shape == (2, 128)
+    train = cache.read("train")
+    assert len(train["spec"]) == result.rows_train == cache.num_rows("train")
+    batch = next(iter(read_split(cache, "val").iter_batches(batch_size=4, batch_format="numpy")))
+    assert batch["spec"].shape[1:] == CFG.spec_shape and set(batch["split"]) == {"val"}
+    normalised = cache.stats.normalize(__import__("torch").from_numpy(train["spec"]))
+    assert abs(float(normalised.mean())) < 0.05 and abs(float(normalised[:, 0].std()) - 1) < 0.1
+    with pytest.raises(ValueError, match="split"):
+        cache.shard_paths("test")

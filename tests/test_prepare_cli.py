@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_prepare import _bad_files, _copy
 
 from distill.prepare import check_cache

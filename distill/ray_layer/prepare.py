@@ -23,7 +23,8 @@ from pathlib import Path
 
 from distill.prepare import PrepareResult, prepare
 from distill.prepare_config import PrepareConfig
-from distill.ray_layer import ensure_ray, configure_ray_data
+from distill.prepared import PreparedDataset
+from distill.ray_layer import configure_ray_data, ensure_ray
 from distill.storage import Store
 
 # batch_size=None everywhere: each stage takes a task's whole block. A numeric batch_size makes
@@ -77,3 +78,15 @@ def prepare_dataset(data_dir: str | Path, cache: str | None = None, cfg: Prepare
     """
     return prepare(data_dir, cache, cfg,
                    executor_factory=lambda c, s: RayDataExecutor(c, s, num_cpus=num_cpus), **options)
+
+
+def read_split(prepared: PreparedDataset, split: str):
+    """The rows of one split as a ``ray.data.Dataset`` (``spec`` as a tensor column, raw values)."""
+    import ray
+
+    ensure_ray()
+    configure_ray_data()
+    paths = [prepared.store.path(p) for p in prepared.shard_paths(split)]
+    if not paths:
+        raise ValueError(f"{prepared.store.display()}: the cache has no {split!r} rows")
+    return ray.data.read_parquet(paths, filesystem=prepared.store.filesystem)

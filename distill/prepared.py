@@ -1,0 +1,63 @@
+"""A prepared cache, opened for reading: its config, statistics and shards by split. No Ray here.
+
+Training opens the cache that :func:`distill.ray_layer.prepare.prepare_dataset` keeps up to date
+and reads it either with Ray Data (:func:`distill.ray_layer.prepare.read_split`) or, for small
+data and tests, with plain pyarrow (:meth:`PreparedDataset.read`). Rows are stored raw; normalise
+them with :attr:`PreparedDataset.stats` (training-split statistics).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from distill.manifest import CacheError, load_manifest
+from distill.prepare_config import PrepareConfig
+from distill.shards import read_shard
+from distill.split import TRAIN, VAL
+from distill.storage import Store
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    store: Store
+    manifest: dict
+
+    @classmethod
+    def open(cls, cache: str) -> PreparedDataset:
+        """Open the cache at ``cache`` (path or URI); :class:`CacheError` if there is none yet."""
+        store = Store.open(cache)
+        manifest = load_manifest(store)
+        if manifest is None:
+            raise CacheError(f"{store.display()}: no prepared cache here; run `distill prepare` first")
+        return cls(store, manifest)
+
+    @property
+    def config(self) -> PrepareConfig:
+        return PrepareConfig.from_dict(self.manifest["config"])
+
+    @property
+    def stats(self):
+        """Per-(channel, band) :class:`distill.stats.SpectralStats` of the training split."""
+        from distill.stats import SpectralStats
+
+        if self.manifest["stats"] is None:
+            raise CacheError(f"{self.store.display()}: the cache has no training rows, so no statistics")
+        return SpectralStats.from_dict(self.manifest["stats"])
+
+    def shard_paths(self, split: str) -> list[str]:
+        """Shard paths (relative to the cache) holding ``split`` rows."""
+        if split not in (TRAIN, VAL):
+            raise ValueError(f"split must be {TRAIN!r} or {VAL!r}, got {split!r}")
+        return [s["path"] for s in self.manifest["shards"] if s["split"] == split]
+
+    def num_rows(self, split: str) -> int:
+        return self.manifest["totals"]["rows_train" if split == TRAIN else "rows_val"]
+
+    def read(self, split: str) -> dict[str, np.ndarray]:
+        """Every row of ``split`` in memory, read with plain pyarrow (small datasets and tests)."""
+        parts = [read_shard(self.store.read_bytes(path)) for path in self.shard_paths(split)]
+        if not parts:
+            return {}
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
