@@ -148,6 +148,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     except (PrepareError, CacheError) as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:  # e.g. a storage URI whose bucket or credentials are wrong
+        raise CommandError(f"{args.cache or args.dir}: {exc}") from None
     except KeyboardInterrupt:
         print("distill: interrupted; files already finished are kept and the next run reuses them",
               file=sys.stderr)

@@ -74,9 +74,9 @@ class Store:
                 os.fsync(handle.fileno())
         self.filesystem.move(self.path(temporary), self.path(relative))
 
-    def make_dirs(self, relative: str) -> None:
-        if relative:
-            self.filesystem.create_dir(self.path(relative), recursive=True)
+    def make_dirs(self, relative: str = "") -> None:
+        """Create ``relative`` (the root itself when empty) and its parents."""
+        self.filesystem.create_dir(self.path(relative), recursive=True)
 
     def list_files(self, relative: str = "") -> dict[str, int]:
         """Every file under ``relative`` (recursive), as a path relative to the *root* → size in bytes.
@@ -101,7 +101,8 @@ class Store:
             pass
 
     def delete_dir(self, relative: str) -> None:
+        """Delete ``relative`` and everything in it; nothing to do when no such folder exists."""
         try:
             self.filesystem.delete_dir(self.path(relative))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             pass

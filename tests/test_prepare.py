@@ -191,13 +191,9 @@ def test_large_estimate_needs_confirmation(tmp_path, example_dir):
     assert not (folder / ".distill/cache/manifest.json").exists()
 
 
-def test_cache_on_a_uri_and_a_read_only_dataset(tmp_path, example_dir, local_ray):
+def test_cache_elsewhere_given_as_a_uri_leaves_the_dataset_untouched(tmp_path, example_dir, local_ray):
     folder = _copy(example_dir, tmp_path / "data", ("kick.wav", "pluck_e4.wav"))
-    folder.chmod(0o555)
-    try:
-        result = prepare_dataset(folder, cache=f"file://{tmp_path}/elsewhere", cfg=CFG, yes=True)
-    finally:
-        folder.chmod(0o755)
+    result = prepare_dataset(folder, cache=f"file://{tmp_path}/elsewhere", cfg=CFG, yes=True)
     assert result.files_ok == 2 and (tmp_path / "elsewhere/manifest.json").exists()
     assert not (folder / ".distill").exists()
 
@@ -217,3 +213,37 @@ def test_reading_a_split_with_ray_data_and_with_pyarrow(prepared):
     assert abs(float(normalised.mean())) < 0.05 and abs(float(normalised[:, 0].std()) - 1) < 0.1
     with pytest.raises(ValueError, match="split"):
         cache.shard_paths("test")
+
+
+def test_one_writer_per_cache_and_unwritable_cache(tmp_path, example_dir, local_ray):
+    import os
+    import socket
+
+    from distill.prepare import PrepareError
+
+    folder = _copy(example_dir, tmp_path / "data", ("kick.wav",))
+    lock = folder / ".distill/cache/.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}")  # a live writer
+    with pytest.raises(PrepareError, match="another `distill prepare`"):
+        prepare_dataset(folder, cfg=CFG, yes=True)
+    lock.write_text(f"{socket.gethostname()} 999999999")  # left by a killed run
+    assert prepare_dataset(folder, cfg=CFG, yes=True).files_ok == 1
+    assert not lock.exists()
+    # A cache that cannot be created (tests run as root, so a file stands in the way, not a mode).
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(PrepareError, match="--cache"):
+        prepare_dataset(folder, cache=str(tmp_path / "a-file" / "cache"), cfg=CFG, yes=True)
+
+
+def test_a_failing_task_is_a_readable_error_and_keeps_finished_work(tmp_path, example_dir, local_ray):
+    from distill.prepare import PrepareError
+
+    folder = _copy(example_dir, tmp_path / "data", ("kick.wav",))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "shards").write_text("a file where the shard folder should be")  # every write fails
+    with pytest.raises(PrepareError, match="Ray pipeline failed while building"):
+        prepare_dataset(folder, cache=str(cache), cfg=CFG, yes=True)
+    (cache / "shards").unlink()
+    assert prepare_dataset(folder, cache=str(cache), cfg=CFG, yes=True).files_ok == 1

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from distill.prepare import PrepareResult, prepare
+from distill.prepare import PrepareError, PrepareResult, prepare
 from distill.prepare_config import PrepareConfig
 from distill.prepared import PreparedDataset
 from distill.ray_layer import configure_ray_data, ensure_ray
@@ -32,6 +33,22 @@ from distill.storage import Store
 # (one per block), batch_size=64 put 64 tasks into one Ray task and ran the whole build on one CPU
 # (measured: shards appeared only at the end, on a single worker). Stages split their own work.
 BLOCK = None
+
+
+@contextmanager
+def _pipeline_errors(doing: str):
+    """A failure inside a Ray task (disk full, a bug) becomes one readable line, not a traceback.
+
+    Files finished before the failure are in the journal and are reused by the next run.
+    """
+    from ray.exceptions import RayError
+
+    try:
+        yield
+    except RayError as exc:
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        raise PrepareError(f"the Ray pipeline failed while {doing}: {lines[-1] if lines else type(exc).__name__}; "
+                           "finished files are kept, run prepare again") from None
 
 
 class RayDataExecutor:
@@ -54,7 +71,8 @@ class RayDataExecutor:
         from distill.prepare_stages import validate_file
 
         ds = self.ray.data.from_items(items, override_num_blocks=min(len(items), 256))
-        return ds.map(validate_file, fn_kwargs={"cfg": self.cfg}).take_all()
+        with _pipeline_errors("validating the files"):
+            return ds.map(validate_file, fn_kwargs={"cfg": self.cfg}).take_all()
 
     def build(self, tasks: list[dict]) -> Iterator[dict]:
         # Imported here, not at the top: they pull in torch, and deciding that a cache is fresh
@@ -66,7 +84,8 @@ class RayDataExecutor:
         ds = ds.map_batches(augment_batch, batch_size=BLOCK, fn_kwargs={"cfg": self.cfg})
         ds = ds.map_batches(analyze_batch, batch_size=BLOCK, fn_kwargs={"cfg": self.cfg})
         ds = ds.map_batches(write_batch, batch_size=BLOCK, fn_kwargs={"cfg": self.cfg, "store": self.store})
-        yield from ds.iter_rows()
+        with _pipeline_errors("building the cache"):
+            yield from ds.iter_rows()
 
 
 def prepare_dataset(data_dir: str | Path, cache: str | None = None, cfg: PrepareConfig | None = None, *,
