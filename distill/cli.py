@@ -128,6 +128,15 @@ def _prepare_config(args: argparse.Namespace):
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    try:
+        return _prepare(args)
+    except CommandError as exc:
+        if args.json:  # a script reading stdout still gets one JSON object, last
+            print(json.dumps({"error": str(exc), "files_skipped": getattr(exc, "skipped", [])}, ensure_ascii=False))
+        raise
+
+
+def _prepare(args: argparse.Namespace) -> int:
     from distill.manifest import CacheError
     from distill.prepare import NoUsableAudio, PrepareError, human_bytes
     from distill.ray_layer.prepare import prepare_dataset
@@ -138,14 +147,14 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         result = prepare_dataset(args.dir, args.cache, cfg, num_cpus=args.num_cpus, yes=args.yes,
                                  confirm=_ask if sys.stdin.isatty() and not args.json else None,
                                  confirm_above_bytes=int(args.confirm_above_gb * 1024**3),
-                                 progress=None if args.json else _ProgressPrinter(), log=say)
+                                 progress=_ProgressPrinter(), log=say)
     except NoUsableAudio as exc:
-        if args.json:
-            print(json.dumps({"error": str(exc), "files_skipped": exc.skipped}, ensure_ascii=False))
-        else:
+        if not args.json:
             for item in exc.skipped:
                 print(f"skipped  {item['path']}  ({item['reason']})")
-        raise CommandError(str(exc)) from None
+        error = CommandError(str(exc))
+        error.skipped = exc.skipped
+        raise error from None
     except (PrepareError, CacheError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:  # e.g. a storage URI whose bucket or credentials are wrong

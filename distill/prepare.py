@@ -14,11 +14,8 @@ manifest (still describing complete shards) or none, and the next run reuses the
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from distill.audio_io import AudioFileError, probe
+from distill.cache_lock import CacheUnavailable, cache_lock
 from distill.manifest import (
     JOURNAL_DIR,
     MANIFEST,
@@ -46,7 +44,6 @@ from distill.storage import TEMP_PREFIX, Store
 CACHE_SUBDIR = ".distill/cache"  # default cache, inside the dataset folder (skipped by scans)
 TASK_CHUNKS = 8  # chunks per pipeline task: long files spread over all CPUs, memory stays bounded
 DEFAULT_CONFIRM_ABOVE_BYTES = 2 * 1024**3
-LOCK_FILE = ".lock"  # present while a build writes the cache
 
 
 class PrepareError(ValueError):
@@ -192,12 +189,14 @@ def prepare(data_dir: str | Path, cache: str | None = None, cfg: PrepareConfig |
         if not confirm(f"{message}. Continue?"):
             raise PrepareError("cancelled; nothing was written")
 
-    with cache_lock(store):
-        try:
+    try:
+        with cache_lock(store):
             return _update(root, store, cfg, plan, journal, by_stat, todo, executor_factory, progress, log, started)
-        except OSError as exc:  # the cache's disk or bucket failed under us (full, permissions, …)
-            raise PrepareError(f"{store.display()}: cannot write the cache ({exc}); finished files are kept, "
-                               "run prepare again once this is fixed") from None
+    except CacheUnavailable as exc:
+        raise PrepareError(str(exc)) from None
+    except OSError as exc:  # the cache's disk or bucket failed under us (full, permissions, …)
+        raise PrepareError(f"{store.display()}: cannot write the cache ({exc}); finished files are kept, "
+                           "run prepare again once this is fixed") from None
 
 
 def _update(root: Path, store: Store, cfg: PrepareConfig, plan: Plan, journal: dict, by_stat: dict,
@@ -260,57 +259,6 @@ def _update(root: Path, store: Store, cfg: PrepareConfig, plan: Plan, journal: d
     _collect_garbage(store, manifest)
     return _result(store, manifest, plan, processed=sorted(build), reused=sorted(set(files) - set(build)),
                    seconds=time.perf_counter() - started, stage_seconds=stage_seconds, phase_seconds=phases)
-
-
-@contextmanager
-def cache_lock(store: Store) -> Iterator[None]:
-    """One writer per cache: a second ``distill prepare`` on the same cache stops with a message.
-
-    A lock file holding ``host pid`` is created exclusively; a lock left by a process that no longer
-    exists (killed) is taken over. Object storage has no exclusive create in pyarrow, so there the
-    lock is advisory only (one writer per cache prefix is the operator's job on a cluster).
-    """
-    try:
-        store.make_dirs("")
-    except OSError as exc:
-        raise PrepareError(f"{store.display()}: cannot create the cache folder ({exc.strerror or exc}); "
-                           "choose another place with --cache") from None
-    if not store.is_local:
-        yield
-        return
-    path = Path(store.path(LOCK_FILE))
-    me = f"{socket.gethostname()} {os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = path.read_text(errors="replace").split()
-            host, pid = (holder + ["", ""])[:2]
-            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
-                path.unlink(missing_ok=True)  # left by a killed run
-                continue
-            raise PrepareError(f"{store.display()}: another `distill prepare` ({host} pid {pid}) is writing this "
-                               f"cache; wait for it to finish (or delete {path} if that process is gone)") from None
-        except OSError as exc:
-            raise PrepareError(f"{store.display()}: cannot write the cache ({exc.strerror or exc}); "
-                               "choose another place with --cache") from None
-        with os.fdopen(fd, "w") as handle:
-            handle.write(me)
-        break
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _validate(executor: Callable[[], Executor], root: Path, plan: Plan, todo: list[str],

@@ -44,6 +44,8 @@ def test_prepare_json_summary_and_only_bad_folder(tmp_path, example_dir):
     assert proc.returncode == 1
     assert "distill: error: none of the 6 audio files" in proc.stderr
     assert "empty.wav" in proc.stdout and "too short" in proc.stdout  # each bad file with its reason
+    proc = distill("prepare", bad, "--json")
+    assert proc.returncode == 1 and len(json.loads(proc.stdout.strip().splitlines()[-1])["files_skipped"]) == 6
     proc = distill("prepare", tmp_path / "missing")
     assert proc.returncode == 1 and "does not exist" in proc.stderr
     proc = distill("prepare", folder, "--val-fraction", "2")
@@ -58,24 +60,40 @@ def test_large_cache_without_terminal_needs_yes(tmp_path, example_dir):
     assert not (folder / ".distill/cache/manifest.json").exists()
 
 
+def _start_and_wait_for_a_finished_file(folder: Path) -> subprocess.Popen:
+    args = [sys.executable, "-m", "distill.cli", "prepare", str(folder), "--num-cpus", "1", "--yes"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list((folder / ".distill/cache/journal").glob("*.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "prepare finished before it could be interrupted"
+        time.sleep(0.1)
+    return proc
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly(tmp_path, example_dir):
+    folder = _copy(example_dir, tmp_path / "data", ("pluck_a2.wav", "rain.wav", "wind.wav", "melody.wav",
+                                                     "pad_am.wav", "bell_c5.wav"))
+    proc = _start_and_wait_for_a_finished_file(folder)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    cache = folder / ".distill/cache"
+    assert not (cache / "manifest.json").exists() and not (cache / ".lock").exists()
+    rerun = distill("prepare", folder, "--yes", "--json", timeout=600)
+    assert rerun.returncode == 0 and json.loads(rerun.stdout.strip().splitlines()[-1])["reused_files"]
+
+
 @pytest.mark.slow
 def test_killed_build_is_never_valid_and_a_rerun_completes_it(tmp_path, example_dir):
     names = ("pluck_a2.wav", "pluck_e4.wav", "bell_c5.wav", "bell_g3.flac", "rain.wav", "wind.wav", "melody.wav",
              "pad_am.wav")
     folder = _copy(example_dir, tmp_path / "data", names)
     cache = folder / ".distill/cache"
-    args = [sys.executable, "-m", "distill.cli", "prepare", str(folder), "--num-cpus", "1", "--yes"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not list((cache / "journal").glob("*.json")) and time.monotonic() < deadline:
-            assert proc.poll() is None, "prepare finished before it could be killed"
-            time.sleep(0.2)
-        assert list((cache / "journal").glob("*.json")), "no file finished in time"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the Ray it started, mid-build
-        proc.wait()
+    proc = _start_and_wait_for_a_finished_file(folder)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the Ray it started, mid-build
+    proc.communicate()
     cfg = PrepareConfig(augment=AugmentConfig(expansion=10))
     assert not (cache / "manifest.json").exists()
     assert not check_cache(folder, cfg=cfg).fresh  # a killed build is never taken as a valid cache
