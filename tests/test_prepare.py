@@ -247,3 +247,34 @@ def test_a_failing_task_is_a_readable_error_and_keeps_finished_work(tmp_path, ex
         prepare_dataset(folder, cache=str(cache), cfg=CFG, yes=True)
     (cache / "shards").unlink()
     assert prepare_dataset(folder, cache=str(cache), cfg=CFG, yes=True).files_ok == 1
+
+
+def test_stored_rows_carry_what_their_parameters_say(tmp_path, local_ray):
+    """End to end: a steady 440 Hz tone through the pipeline; each row's pitch and level match its columns."""
+    from distill.representation import band_geometry
+
+    folder = tmp_path / "tone"
+    folder.mkdir()
+    t = np.arange(3 * 48000) / 48000
+    sf.write(str(folder / "a440.wav"), (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 48000)
+    cfg = replace(CFG, chunk_seconds=1.0, val_fraction=0.0, augment=AugmentConfig(expansion=12))
+    prepare_dataset(folder, cfg=cfg, yes=True)
+    rows = _rows(folder)
+    geo = band_geometry(cfg.spectral)
+    middle = slice(20, 70)  # frames well inside the chunk
+    clean_level, pitched, gained = {}, 0, 0
+    for i in np.lexsort((rows["variant"], rows["chunk"])):
+        spec = rows["spec"][i][:, :, middle].astype(np.float64)
+        band = int(np.argmax(spec[0].mean(axis=1)))
+        freq_bins = geo.centres[band].item() + np.median(spec[1, band]) * geo.reach[band].item()
+        freq = freq_bins * 48000 / cfg.spectral.n_fft
+        expected = 440 * 2 ** (rows["pitch_semitones"][i] / 12)  # speed must not move the pitch
+        assert abs(freq / expected - 1) < 0.01, (rows["variant"][i], freq, expected)
+        pitched += rows["pitch_semitones"][i] != 0
+        level, chunk = spec[0, band].mean(), rows["chunk"][i]
+        if rows["variant"][i] == 0:
+            clean_level[chunk] = level
+        elif np.isnan(rows["noise_snr_db"][i]) and rows["pitch_semitones"][i] == 0 and rows["speed"][i] == 1:
+            assert abs(level - clean_level[chunk] - np.log(rows["gain"][i])) < 0.02  # gain shifts log amplitude
+            gained += rows["gain"][i] != 1
+    assert pitched >= 5 and gained >= 1
