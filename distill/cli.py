@@ -89,16 +89,20 @@ class _ProgressPrinter:
     def __init__(self, stream=sys.stderr):
         self.stream = stream
         self.tty = stream.isatty()
-        self.last = 0.0
+        self.last = (None, 0.0)
 
     def __call__(self, p) -> None:
         now = time.monotonic()
         finished = p.files_done == p.files_total
-        if not self.tty and not finished and now - self.last < 5.0:
+        stage, last = self.last
+        if not self.tty and not finished and stage == p.stage and now - last < 5.0:
             return
-        self.last = now
-        eta = "" if p.eta is None else f", about {p.eta:.0f} s left"
-        line = f"prepared {p.files_done}/{p.files_total} files, {p.rows_written} rows written{eta}"
+        self.last = (p.stage, now)
+        if p.stage == "validating":
+            line = f"checked {p.files_done}/{p.files_total} new or changed files"
+        else:
+            eta = "" if p.eta is None else f", about {p.eta:.0f} s left"
+            line = f"prepared {p.files_done}/{p.files_total} files, {p.rows_written} rows written{eta}"
         if self.tty:
             self.stream.write("\r" + line.ljust(78) + ("\n" if finished else ""))
         else:

@@ -65,13 +65,14 @@ class NeedsConfirmation(PrepareError):
 class Executor(Protocol):
     """Runs the heavy stages (see :mod:`distill.prepare_stages`)."""
 
-    def validate(self, items: list[dict]) -> list[dict]: ...
+    def validate(self, items: list[dict]) -> Iterator[dict]: ...
 
     def build(self, tasks: list[dict]) -> Iterator[dict]: ...
 
 
 @dataclass
 class Progress:
+    stage: str  # "validating" (decode + hash of new files) or "building" (the pipeline)
     files_done: int
     files_total: int
     rows_written: int
@@ -213,10 +214,11 @@ def _update(root: Path, store: Store, cfg: PrepareConfig, plan: Plan, journal: d
     phases = {"plan": time.perf_counter() - started}
     clock = time.perf_counter()
     if todo:
+        log("starting the workers (Ray; a few seconds)")
         executor()
         phases["start"] = time.perf_counter() - clock
         clock = time.perf_counter()
-    validated = _validate(executor, root, plan, todo, by_stat)
+    validated = _validate(executor, root, plan, todo, by_stat, progress)
     phases["validate"] = time.perf_counter() - clock
     ok = {r["rel"]: r for r in validated if r["ok"]}
     skipped = {r["rel"]: {"size": r["size"], "mtime_ns": r["mtime_ns"], "reason": r["reason"]}
@@ -262,7 +264,7 @@ def _update(root: Path, store: Store, cfg: PrepareConfig, plan: Plan, journal: d
 
 
 def _validate(executor: Callable[[], Executor], root: Path, plan: Plan, todo: list[str],
-              by_stat: dict) -> list[dict]:
+              by_stat: dict, progress) -> list[dict]:
     """Validate the files to process; files already finished by an interrupted build are known."""
     done = []
     for rel in plan.process:
@@ -272,7 +274,12 @@ def _validate(executor: Callable[[], Executor], root: Path, plan: Plan, todo: li
             done.append({**entry, "ok": True, "reason": "", "path": str(root / rel)})
     items = [{"rel": rel, "path": str(root / rel), "size": plan.sources[rel].size,
               "mtime_ns": plan.sources[rel].mtime_ns} for rel in todo]
-    return done + (executor().validate(items) if items else [])
+    checked, clock = [], time.perf_counter()
+    for result in executor().validate(items) if items else []:
+        checked.append(result)
+        if progress:
+            progress(Progress("validating", len(checked), len(items), 0, 0.0, 0.0, time.perf_counter() - clock))
+    return done + checked
 
 
 def _build(executor: Callable[[], Executor], store: Store, root: Path, build: dict[str, dict], cfg: PrepareConfig,
@@ -289,7 +296,8 @@ def _build(executor: Callable[[], Executor], store: Store, root: Path, build: di
                           "num_chunks": entry["num_chunks"], "first": first,
                           "stop": min(first + TASK_CHUNKS, entry["num_chunks"]), "task": index})
     # Longest tasks first: Ray Data starts tasks roughly in input order, and a long task started
-    # last leaves the other CPUs idle while it finishes (measured: 1.47 of 2 CPUs busy in file order).
+    # last would leave the other CPUs idle while it finishes (on the benchmark's short files the
+    # gain was within run-to-run noise; it matters for collections mixing long and short files).
     tasks.sort(key=lambda t: (-(t["stop"] - t["first"]) * (1 + cfg.augment.expansion * (t["split"] == TRAIN)),
                               t["rel"], t["task"]))
     by_key = {e["key"]: (rel, e) for rel, e in build.items()}
@@ -321,7 +329,7 @@ def _build(executor: Callable[[], Executor], store: Store, root: Path, build: di
             else:
                 finished[rel] = _finish(entry, rel, fingerprint, store)
         if progress:
-            progress(Progress(len(finished) + sum(r in skipped for r in build), len(build), rows_written,
+            progress(Progress("building", len(finished) + sum(r in skipped for r in build), len(build), rows_written,
                               done_audio, total_audio, time.perf_counter() - clock))
     missing = sorted(set(build) - set(finished) - set(skipped))
     if missing:

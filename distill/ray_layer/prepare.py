@@ -67,12 +67,12 @@ class RayDataExecutor:
 
             DataContext.get_current().execution_options.resource_limits = ExecutionResources(cpu=num_cpus)
 
-    def validate(self, items: list[dict]) -> list[dict]:
+    def validate(self, items: list[dict]) -> Iterator[dict]:
         from distill.prepare_stages import validate_file
 
         ds = self.ray.data.from_items(items, override_num_blocks=min(len(items), 256))
         with _pipeline_errors("validating the files"):
-            return ds.map(validate_file, fn_kwargs={"cfg": self.cfg}).take_all()
+            yield from ds.map(validate_file, fn_kwargs={"cfg": self.cfg}).iter_rows()
 
     def build(self, tasks: list[dict]) -> Iterator[dict]:
         # Imported here, not at the top: they pull in torch, and deciding that a cache is fresh
