@@ -65,13 +65,21 @@ class VocoderAnalysis:
         return self.magnitude.shape[1] - 2
 
 
-def analyse(wave: np.ndarray) -> VocoderAnalysis:
-    """``(T,)`` → :class:`VocoderAnalysis` (one STFT, magnitudes, phases and peak regions)."""
+def analyse(wave: np.ndarray, lock_phases: bool = True) -> VocoderAnalysis:
+    """``(T,)`` → :class:`VocoderAnalysis` (one STFT, magnitudes, phases and peak regions).
+
+    ``lock_phases=False`` gives the plain phase vocoder (every bin its own "peak"), kept for the
+    benchmark that measures what locking buys.
+    """
     x = torch.tensor(np.asarray(wave, dtype=np.float32))[None]  # a copy: Ray hands out read-only arrays
     spec = torch.nn.functional.pad(stft(x, N_FFT, HOP)[0], (0, 2))  # (K, N + 2)
     magnitude = spec.abs()
     # Peaks from the analysis frames, as Laroche & Dolson do: shared by every stretch of this signal.
-    return VocoderAnalysis(magnitude, spec.angle(), _peak_of_each_bin(magnitude), len(wave))
+    if lock_phases:
+        peak = _peak_of_each_bin(magnitude)
+    else:
+        peak = torch.arange(magnitude.shape[0])[:, None].expand_as(magnitude).contiguous()
+    return VocoderAnalysis(magnitude, spec.angle(), peak, len(wave))
 
 
 def stretch(analysis: VocoderAnalysis, rate: float, num_samples: int | None = None) -> np.ndarray:
