@@ -32,3 +32,24 @@ def test_benchmark_table_and_bad_folder(tmp_path, example_dir):
     proc = subprocess.run([sys.executable, "benchmarks/roundtrip.py", str(tmp_path / "missing")],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_prepare_and_augment_benchmarks_report_json(tmp_path, example_dir):
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    for name in ("kick.wav", "pluck_e4.wav"):
+        (folder / name).write_bytes((example_dir / name).read_bytes())
+    proc = subprocess.run([sys.executable, "benchmarks/prepare.py", str(folder), "--cpus", "1", "--expansion", "1",
+                           "--fresh-files", "20", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    run = report["runs"][0]
+    assert run["files"] == 2 and run["x_realtime_build"] > 0
+    assert set(run["stage_ms_per_audio_second"]) == {"decode", "augment", "analyze", "write"}
+    assert report["fresh"]["files"] == 20 and report["fresh"]["check_median_seconds"] > 0
+    proc = subprocess.run([sys.executable, "benchmarks/augment.py", str(folder), "--seconds", "1", "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    methods = json.loads(proc.stdout)["methods"]
+    # (which method wins depends on the material: on a kick and a pluck alone the plain vocoder can)
+    assert all(0 < m["mrstft_round_trip"] < 5 and m["ms_per_audio_second"] > 0 for m in methods.values())
