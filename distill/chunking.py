@@ -28,16 +28,30 @@ def window_length(chunk_length: int, margin: int, max_speed: float) -> int:
     return math.ceil(chunk_length * max_speed) + 2 * margin
 
 
-def chunk_windows(audio: np.ndarray, starts: list[int], chunk_length: int, margin: int,
-                  max_speed: float) -> np.ndarray:
-    """``audio (T,)`` → ``(len(starts), W)`` float32: window i begins ``margin`` samples before chunk i.
-
-    Samples outside the file are zeros, so every window has the same shape.
-    """
-    width = window_length(chunk_length, margin, max_speed)
+def segment_span(starts: list[int], margin: int, width: int) -> tuple[int, int]:
+    """``(first sample, length)`` of the audio that the windows of chunks ``starts`` need."""
     if not starts:
         raise ValueError("no chunk starts given")
-    padded = np.zeros(max(margin + len(audio), max(starts) + width), dtype=np.float32)
-    padded[margin:margin + len(audio)] = audio
-    # Window i = padded[start_i : start_i + width] because padded is shifted right by margin.
-    return np.stack([padded[s:s + width] for s in starts]).astype(np.float32, copy=False)
+    first = min(starts) - margin
+    return first, max(starts) - margin + width - first
+
+
+def cut_windows(segment: np.ndarray, segment_start: int, starts: list[int], margin: int, width: int) -> np.ndarray:
+    """Windows ``(len(starts), width)`` from ``segment``, which holds the audio from ``segment_start``
+    on (see :func:`segment_span`); window i begins ``margin`` samples before chunk i."""
+    offsets = [s - margin - segment_start for s in starts]
+    if min(offsets) < 0 or max(offsets) + width > len(segment):
+        raise ValueError("the segment does not cover every window")
+    return np.stack([segment[o:o + width] for o in offsets]).astype(np.float32, copy=False)
+
+
+def chunk_windows(audio: np.ndarray, starts: list[int], chunk_length: int, margin: int,
+                  max_speed: float) -> np.ndarray:
+    """``audio (T,)`` in memory → ``(len(starts), W)`` float32 windows; samples outside the file are zeros."""
+    width = window_length(chunk_length, margin, max_speed)
+    first, length = segment_span(starts, margin, width)
+    segment = np.zeros(length, dtype=np.float32)
+    lo, hi = max(first, 0), min(first + length, len(audio))
+    if hi > lo:
+        segment[lo - first:hi - first] = audio[lo:hi]
+    return cut_windows(segment, first, starts, margin, width)

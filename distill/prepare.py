@@ -44,6 +44,9 @@ from distill.storage import TEMP_PREFIX, Store
 CACHE_SUBDIR = ".distill/cache"  # default cache, inside the dataset folder (skipped by scans)
 TASK_CHUNKS = 8  # chunks per pipeline task: long files spread over all CPUs, memory stays bounded
 DEFAULT_CONFIRM_ABOVE_BYTES = 2 * 1024**3
+# What validation learns about a usable file and the manifest keeps (see the README).
+ENTRY_FIELDS = ("size", "mtime_ns", "sha256", "duration", "num_samples", "num_chunks", "peak", "sample_rate",
+                "channels")
 
 
 class PrepareError(ValueError):
@@ -241,8 +244,7 @@ def _update(root: Path, store: Store, cfg: PrepareConfig, plan: Plan, journal: d
     build: dict[str, dict] = {}
     for rel, record in ok.items():
         key = file_key(plan.fingerprint, rel, record["size"], record["mtime_ns"], split.splits[rel])
-        entry = {k: record[k] for k in ("size", "mtime_ns", "sha256", "duration", "num_chunks", "sample_rate",
-                                        "channels")}
+        entry = {k: record[k] for k in ENTRY_FIELDS}
         entry.update(split=split.splits[rel], key=key)
         if key in journal:
             files[rel] = {**entry, **{k: journal[key][k] for k in ("rows", "shards", "stats")}}
@@ -293,7 +295,8 @@ def _build(executor: Callable[[], Executor], store: Store, root: Path, build: di
                      count=0, sum=0.0, sum_sq=0.0)
         for index, first in enumerate(starts):
             tasks.append({"key": entry["key"], "rel": rel, "path": str(root / rel), "split": entry["split"],
-                          "num_chunks": entry["num_chunks"], "first": first,
+                          **{k: entry[k] for k in ("size", "mtime_ns", "num_samples", "num_chunks", "peak")},
+                          "first": first,
                           "stop": min(first + TASK_CHUNKS, entry["num_chunks"]), "task": index})
     # Longest tasks first: Ray Data starts tasks roughly in input order, and a long task started
     # last would leave the other CPUs idle while it finishes (on the benchmark's short files the
@@ -339,8 +342,7 @@ def _build(executor: Callable[[], Executor], store: Store, root: Path, build: di
 
 def _finish(entry: dict, rel: str, fingerprint: str, store: Store) -> dict:
     """A completed file's manifest entry; recorded in the journal at once."""
-    done = {k: entry[k] for k in ("size", "mtime_ns", "sha256", "duration", "num_chunks", "sample_rate",
-                                  "channels", "split", "key", "rows")}
+    done = {k: entry[k] for k in (*ENTRY_FIELDS, "split", "key", "rows")}
     done["shards"] = sorted(entry["shards"], key=lambda s: s["path"])
     done["stats"] = stats_from_sums(entry["count"], entry["sum"], entry["sum_sq"]) if entry["split"] == TRAIN else None
     write_journal(store, {**done, "rel": rel, "fingerprint": fingerprint})

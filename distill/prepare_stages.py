@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.audio_io import AudioFileError, AudioInfo, load_audio_with_info
+from distill.audio_io import AudioFileError, load_audio_with_info, load_segment
 from distill.augment import apply_params, draw_params, variant_rng
-from distill.chunking import chunk_starts, chunk_windows, window_length
+from distill.chunking import chunk_starts, cut_windows, segment_span, window_length
 from distill.manifest import SHARDS_DIR
 from distill.prepare_config import PrepareConfig
 from distill.representation import analyze
@@ -49,33 +49,28 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _load(path: Path, cfg: PrepareConfig) -> tuple[np.ndarray, AudioInfo]:
-    audio, info = load_audio_with_info(path, cfg.spectral.sample_rate, min_samples=cfg.spectral.n_fft)
-    if cfg.file_normalize == "peak":
-        audio = audio * np.float32(PEAK_TARGET / float(np.abs(audio).max()))
-    return audio, info
-
-
 def validate_file(item: dict, cfg: PrepareConfig) -> dict:
     """``{"rel", "path", "size", "mtime_ns"}`` → the same plus ``ok``, ``reason``, ``sha256``,
-    ``duration`` (s, at the working rate), ``num_chunks``, ``sample_rate``/``channels`` (the file's
-    own) — a full decode, so anything that would fail later fails here."""
+    ``duration`` (s) and ``num_samples`` at the working rate, ``num_chunks``, ``peak`` (amplitude),
+    ``sample_rate``/``channels`` (the file's own) — a full decode, so anything that would fail later
+    fails here, once; the build then reads only the segments it needs."""
     path = Path(item["path"])
-    out = {**item, "ok": False, "reason": "", "sha256": "", "duration": 0.0, "num_chunks": 0,
-           "sample_rate": 0, "channels": 0}
+    out = {**item, "ok": False, "reason": "", "sha256": "", "duration": 0.0, "num_samples": 0, "num_chunks": 0,
+           "peak": 0.0, "sample_rate": 0, "channels": 0}
     try:
         st = path.stat()
         if (st.st_size, st.st_mtime_ns) != (item["size"], item["mtime_ns"]):
             raise AudioFileError(path, "changed while preparing; run prepare again")
         out["sha256"] = _sha256(path)
-        audio, info = _load(path, cfg)
+        audio, info = load_audio_with_info(path, cfg.spectral.sample_rate, min_samples=cfg.spectral.n_fft)
     except AudioFileError as err:
         return {**out, "reason": err.reason}
     except OSError as exc:
         return {**out, "reason": f"cannot read ({exc.strerror or exc})"}
     starts = chunk_starts(len(audio), cfg.chunk_length, cfg.min_tail)
-    return {**out, "ok": True, "duration": len(audio) / cfg.spectral.sample_rate, "num_chunks": len(starts),
-            "sample_rate": info.sample_rate, "channels": info.channels}
+    return {**out, "ok": True, "duration": len(audio) / cfg.spectral.sample_rate, "num_samples": len(audio),
+            "num_chunks": len(starts), "peak": float(np.abs(audio).max()), "sample_rate": info.sample_rate,
+            "channels": info.channels}
 
 
 def _marker(task: dict, cfg: PrepareConfig, error: str, seconds: float) -> dict:
@@ -88,17 +83,23 @@ def _marker(task: dict, cfg: PrepareConfig, error: str, seconds: float) -> dict:
 def decode_chunks(task: dict, cfg: PrepareConfig) -> list[dict]:
     """One task → rows ``{"window": (W,) float32, "chunk", …}`` for chunks ``task["first"]…task["stop"]-1``."""
     start_time = time.perf_counter()
+    path = Path(task["path"])
+    starts = chunk_starts(task["num_samples"], cfg.chunk_length, cfg.min_tail)
+    chosen = list(range(task["first"], task["stop"]))
+    width = window_samples(cfg)
+    first, length = segment_span([starts[i] for i in chosen], cfg.margin, width)
     try:
-        audio, _ = _load(Path(task["path"]), cfg)
+        st = path.stat()
+        if (st.st_size, st.st_mtime_ns) != (task["size"], task["mtime_ns"]) or len(starts) != task["num_chunks"]:
+            raise AudioFileError(path, "changed while preparing; run prepare again")
+        segment = load_segment(path, first, length, cfg.spectral.sample_rate,  # only what this task needs
+                               num_samples=task["num_samples"])
     except (AudioFileError, OSError) as exc:
         reason = exc.reason if isinstance(exc, AudioFileError) else str(exc)
         return [_marker(task, cfg, f"could not be read again: {reason}", time.perf_counter() - start_time)]
-    starts = chunk_starts(len(audio), cfg.chunk_length, cfg.min_tail)
-    if len(starts) != task["num_chunks"]:
-        return [_marker(task, cfg, "changed while preparing (different length); run prepare again",
-                        time.perf_counter() - start_time)]
-    chosen = list(range(task["first"], task["stop"]))
-    windows = chunk_windows(audio, [starts[i] for i in chosen], cfg.chunk_length, cfg.margin, cfg.augment.max_speed)
+    if cfg.file_normalize == "peak":
+        segment *= np.float32(PEAK_TARGET / task["peak"])
+    windows = cut_windows(segment, first, [starts[i] for i in chosen], cfg.margin, width)
     variants = 1 + cfg.augment.expansion if task["split"] == TRAIN else 1
     share = (time.perf_counter() - start_time) / len(chosen)
     return [{"key": task["key"], "source": task["rel"], "split": task["split"], "task": task["task"],

@@ -138,3 +138,21 @@ def test_scan_folder_reports_each_file(tmp_path):
     assert good.status == "ok" and good.sample_rate == 44100 and good.channels == 2
     assert abs(good.duration - 0.5) < 1e-6 and good.reason is None
     assert bad.status == "skipped" and "not a readable audio file" in bad.reason and bad.duration is None
+
+
+@pytest.mark.parametrize("ext,fmt", [("wav", "WAV"), ("flac", "FLAC"), ("ogg", "OGG"), ("mp3", "MP3")])
+def test_segments_match_the_whole_file(tmp_path, ext, fmt):
+    from distill.audio_io import load_segment
+
+    t = np.arange(44100 * 6) / 44100
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.random.default_rng(0).normal(size=t.size)
+    path = tmp_path / f"long.{ext}"
+    sf.write(str(path), np.stack([tone, -tone], 1).astype(np.float32) * [1.0, 0.5], 44100, format=fmt)
+    whole = load_audio(path)
+    for start, length in ((-3000, 50000), (0, 96000), (100_003, 70_000), (len(whole) - 1000, 20000)):
+        segment = load_segment(path, start, length, num_samples=len(whole))
+        expected = np.zeros(length, np.float32)
+        lo, hi = max(start, 0), min(start + length, len(whole))
+        expected[lo - start:hi - start] = whole[lo:hi]
+        assert segment.shape == (length,)
+        assert np.abs(segment - expected).max() < 1e-4, (start, np.abs(segment - expected).max())

@@ -278,3 +278,32 @@ def test_stored_rows_carry_what_their_parameters_say(tmp_path, local_ray):
             assert abs(level - clean_level[chunk] - np.log(rows["gain"][i])) < 0.02  # gain shifts log amplitude
             gained += rows["gain"][i] != 1
     assert pitched >= 5 and gained >= 1
+
+
+def test_long_file_is_split_into_tasks_that_read_only_their_part(tmp_path, local_ray):
+    """A 40 s file at 44.1 kHz spans three tasks; every row equals the analysis of the whole decoded file."""
+    import torch
+
+    from distill.audio_io import load_audio
+    from distill.chunking import chunk_starts
+    from distill.prepare import TASK_CHUNKS
+    from distill.representation import analyze
+
+    folder = tmp_path / "long"
+    folder.mkdir()
+    t = np.arange(40 * 44100) / 44100
+    sweep = 0.3 * np.sin(2 * np.pi * (200 * t + 20 * t**2)) + 0.02 * np.random.default_rng(2).normal(size=t.size)
+    sf.write(str(folder / "sweep.wav"), sweep.astype(np.float32), 44100)
+    cfg = replace(CFG, chunk_seconds=2.0, val_fraction=0.0, augment=AugmentConfig(expansion=0))
+    prepare_dataset(folder, cfg=cfg, yes=True)
+    rows = _rows(folder)
+    whole = load_audio(folder / "sweep.wav")
+    starts = chunk_starts(len(whole), cfg.chunk_length, cfg.min_tail)
+    assert len(starts) == 20 > 2 * TASK_CHUNKS and sorted(rows["chunk"].tolist()) == list(range(20))
+    for chunk in (0, TASK_CHUNKS - 1, TASK_CHUNKS, 2 * TASK_CHUNKS + 1, 19):
+        piece = np.zeros(cfg.chunk_length, np.float32)
+        part = whole[starts[chunk]:starts[chunk] + cfg.chunk_length]
+        piece[:len(part)] = part
+        expected = analyze(torch.from_numpy(piece)[None], cfg.spectral)[0].numpy()
+        stored = rows["spec"][rows["chunk"] == chunk][0]
+        assert np.abs(stored - expected).max() < 0.02, chunk  # float16 storage, nothing else
