@@ -24,11 +24,12 @@ dimensions and scaled by β, which warms up linearly from 0 over ``kl_warmup_ste
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import auraloss
 import torch
 
+from distill.config_io import config_to_dict, config_values
 from distill.model import from_model_space
 from distill.representation import synthesize
 from distill.spectral_config import PHASE_METHOD_NAMES, SpectralConfig
@@ -69,20 +70,11 @@ class LossConfig:
         return self.kl_beta * min(1.0, step / self.kl_warmup_steps)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["mrstft_fft_sizes"] = list(self.mrstft_fft_sizes)
-        return data
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> LossConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown loss field(s) {unknown}; known: {sorted(known)}")
-        values = dict(data)
-        if "mrstft_fft_sizes" in values:
-            values["mrstft_fft_sizes"] = tuple(values["mrstft_fft_sizes"])
-        return cls(**values)
+        return cls(**config_values(cls, data, "loss"))
 
 
 def audibility(log_amp: torch.Tensor, spectral: SpectralConfig) -> torch.Tensor:

@@ -22,10 +22,12 @@ Inputs are zero-padded so both axes divide by 32; outputs are cropped back.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from distill.config_io import config_to_dict, config_values
 
 DOWNSAMPLE = 32  # 2 ** number of stride-2 blocks
 
@@ -55,20 +57,11 @@ class ModelConfig:
         return -(-self.n_mels // DOWNSAMPLE)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["channels"] = list(self.channels)
-        return data
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config field(s) {unknown}; known: {sorted(known)}")
-        values = dict(data)
-        if "channels" in values:
-            values["channels"] = tuple(values["channels"])
-        return cls(**values)
+        return cls(**config_values(cls, data, "model config"))
 
 
 def _groups(channels: int) -> int:

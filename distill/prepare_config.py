@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
+from distill.config_io import config_to_dict, config_values
 from distill.spectral_config import SpectralConfig
 
 CACHE_FORMAT_VERSION = 1  # bump when the shard schema or the manifest layout changes
@@ -55,15 +56,11 @@ class AugmentConfig:
         return self.speed_range[1] if self.speed_probability > 0 else 1.0
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "AugmentConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown augment field(s) {unknown}; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    def from_dict(cls, data: dict) -> AugmentConfig:
+        return cls(**config_values(cls, data, "augment"))
 
 
 
@@ -123,18 +120,11 @@ class PrepareConfig:
         return 2 * self.spectral.n_mels * self.frames * (2 if self.storage_dtype == "float16" else 4)
 
     def to_dict(self) -> dict:
-        return {"spectral": self.spectral.to_dict(), "augment": self.augment.to_dict(),
-                "chunk_seconds": self.chunk_seconds, "val_fraction": self.val_fraction,
-                "split_seed": self.split_seed, "storage_dtype": self.storage_dtype,
-                "file_normalize": self.file_normalize}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> PrepareConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown prepare config field(s) {unknown}; known: {sorted(known)}")
-        values = dict(data)
+        values = config_values(cls, data, "prepare config")
         if "spectral" in values:
             values["spectral"] = SpectralConfig.from_dict(values["spectral"])
         if "augment" in values:

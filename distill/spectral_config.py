@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from distill.config_io import config_to_dict, config_values
 
 PHASE_METHOD_NAMES = ("cumsum", "pghi", "pghi_fast")  # see distill.phase.METHODS
 # Fields that only change how audio is *synthesised*, not what analysis produces: a cache built
@@ -56,14 +58,11 @@ class SpectralConfig:
         return num_samples // self.hop_length + 1
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SpectralConfig":
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown SpectralConfig field(s): {sorted(unknown)}")
-        return cls(**data)
+    def from_dict(cls, data: dict) -> SpectralConfig:
+        return cls(**config_values(cls, data, "spectral"))
 
     def analysis_dict(self) -> dict:
         """The fields that determine :func:`distill.representation.analyze`'s output."""

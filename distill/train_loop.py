@@ -15,9 +15,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
+
+from distill.config_io import config_to_dict, config_values
 
 STOP_REASONS = ("completed", "early_stop", "time_budget", "interrupted")
 
@@ -51,14 +53,11 @@ class TrainConfig:
             raise ValueError(f"train.max_minutes must be positive, got {self.max_minutes}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown train field(s) {unknown}")
-        return cls(**data)
+        return cls(**config_values(cls, data, "train"))
 
 
 @dataclass
