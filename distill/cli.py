@@ -18,7 +18,14 @@ EXIT_USAGE = 2  # argparse's own code for malformed command lines
 
 
 class CommandError(Exception):
-    """A failure to report as ``distill: error: <message>`` with exit code 1."""
+    """A failure to report as ``distill: error: <message>`` with exit code 1.
+
+    ``skipped`` lists unusable files (``[{"path", "reason"}]``) when those are the cause.
+    """
+
+    def __init__(self, message: str, skipped: list[dict] | None = None):
+        super().__init__(message)
+        self.skipped = skipped or []
 
 
 def _cmd_example_data(args: argparse.Namespace) -> int:
@@ -110,6 +117,11 @@ class _ProgressPrinter:
         self.stream.flush()
 
 
+def _print_skipped(items: list[dict]) -> None:
+    for item in items:
+        print(f"skipped  {item['path']}  ({item['reason']})")
+
+
 def _ask(question: str) -> bool:
     try:
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
@@ -136,7 +148,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         return _prepare(args)
     except CommandError as exc:
         if args.json:  # a script reading stdout still gets one JSON object, last
-            print(json.dumps({"error": str(exc), "files_skipped": getattr(exc, "skipped", [])}, ensure_ascii=False))
+            print(json.dumps({"error": str(exc), "files_skipped": exc.skipped}, ensure_ascii=False))
         raise
 
 
@@ -154,11 +166,8 @@ def _prepare(args: argparse.Namespace) -> int:
                                  progress=_ProgressPrinter(), log=say)
     except NoUsableAudio as exc:
         if not args.json:
-            for item in exc.skipped:
-                print(f"skipped  {item['path']}  ({item['reason']})")
-        error = CommandError(str(exc))
-        error.skipped = exc.skipped
-        raise error from None
+            _print_skipped(exc.skipped)
+        raise CommandError(str(exc), exc.skipped) from None
     except (PrepareError, CacheError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:  # e.g. a storage URI whose bucket or credentials are wrong
@@ -174,8 +183,7 @@ def _prepare(args: argparse.Namespace) -> int:
         summary = result.to_json()
         print(json.dumps({k: summary[k] for k in keys}, ensure_ascii=False))
         return EXIT_OK
-    for item in result.files_skipped:
-        print(f"skipped  {item['path']}  ({item['reason']})")
+    _print_skipped(result.files_skipped)
     state = ("up to date: nothing to do" if result.fresh else
              f"{len(result.processed_files)} processed, {len(result.reused_files)} reused, "
              f"{len(result.removed_files)} removed")

@@ -231,9 +231,9 @@ def _update(root: Path, store: Store, cfg: PrepareConfig, plan: Plan, journal: d
     reused = {rel: old["files"][rel] for rel in plan.reuse} if old else {}
     hashes = {**{rel: e["sha256"] for rel, e in reused.items()}, **{rel: r["sha256"] for rel, r in ok.items()}}
     if not hashes:
-        reasons = [{"path": rel, "reason": e["reason"]} for rel, e in sorted(skipped.items())]
         what = f"none of the {len(skipped)} audio files" if skipped else "no audio files"
-        raise NoUsableAudio(f"{what} in {root} can be used (supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF)", reasons)
+        raise NoUsableAudio(f"{what} in {root} can be used (supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF)",
+                            _reasons(skipped))
     split = assign_splits(hashes, cfg.val_fraction, cfg.split_seed)
     if split.note:
         log(split.note)
@@ -256,8 +256,7 @@ def _update(root: Path, store: Store, cfg: PrepareConfig, plan: Plan, journal: d
         files.update(_build(executor, store, root, build, cfg, plan.fingerprint, stage_seconds, skipped, progress))
         phases["build"] = time.perf_counter() - clock
     if not files:
-        reasons = [{"path": rel, "reason": e["reason"]} for rel, e in sorted(skipped.items())]
-        raise NoUsableAudio(f"none of the audio files in {root} could be prepared", reasons)
+        raise NoUsableAudio(f"none of the audio files in {root} could be prepared", _reasons(skipped))
     manifest = build_manifest(old, cfg, root, files, skipped, split.note)
     save_manifest(store, manifest)
     _collect_garbage(store, manifest)
@@ -306,7 +305,7 @@ def _build(executor: Callable[[], Executor], store: Store, root: Path, build: di
     by_key = {e["key"]: (rel, e) for rel, e in build.items()}
     total_audio = sum(e["duration"] for e in build.values())
     finished: dict[str, dict] = {}
-    done_audio, rows_written, clock = 0.0, 0, time.perf_counter()
+    done_audio, rows_written, failed, clock = 0.0, 0, 0, time.perf_counter()
     for record in executor().build(tasks):
         rel, entry = by_key[record["key"]]
         for stage in stage_seconds:
@@ -329,10 +328,11 @@ def _build(executor: Callable[[], Executor], store: Store, root: Path, build: di
             done_audio += entry["duration"]
             if entry["error"]:
                 skipped[rel] = {"size": entry["size"], "mtime_ns": entry["mtime_ns"], "reason": entry["error"]}
+                failed += 1
             else:
                 finished[rel] = _finish(entry, rel, fingerprint, store)
         if progress:
-            progress(Progress("building", len(finished) + sum(r in skipped for r in build), len(build), rows_written,
+            progress(Progress("building", len(finished) + failed, len(build), rows_written,
                               done_audio, total_audio, time.perf_counter() - clock))
     missing = sorted(set(build) - set(finished) - set(skipped))
     if missing:
@@ -362,12 +362,17 @@ def _collect_garbage(store: Store, manifest: dict) -> None:
             store.delete_file(rel)
 
 
+def _reasons(skipped: dict[str, dict]) -> list[dict]:
+    """Skipped files (relative path → entry) as ``[{"path", "reason"}]``, sorted by path."""
+    return [{"path": rel, "reason": e["reason"]} for rel, e in sorted(skipped.items())]
+
+
 def _result(store: Store, manifest: dict, plan: Plan, *, processed: list[str], reused: list[str],
             seconds: float, stage_seconds: dict | None = None, phase_seconds: dict | None = None) -> PrepareResult:
     totals = manifest["totals"]
     return PrepareResult(
         cache=store.display(), manifest=store.display(MANIFEST), files_ok=totals["files_ok"],
-        files_skipped=[{"path": rel, "reason": e["reason"]} for rel, e in manifest["skipped"].items()],
+        files_skipped=_reasons(manifest["skipped"]),
         rows_train=totals["rows_train"], rows_val=totals["rows_val"], processed_files=processed,
         reused_files=reused, removed_files=plan.removed, bytes=totals["bytes"], seconds=round(seconds, 3),
         fresh=plan.fresh, reason=plan.reason, split_note=manifest.get("split_note"),
