@@ -39,9 +39,10 @@ from distill.spectral_config import PHASE_METHOD_NAMES, SpectralConfig
 class LossConfig:
     """Every weight of the loss (Ray Tune sweeps these)."""
 
-    # Audio term. 0.1 for now: at 1.0 its gradient (through the phase rebuild) swamped the others and
-    # a small model could not fit two steady tones in 80 steps (magnitude L1 0.75 → 0.65; → 0.47 at
-    # 0.1, → 0.10 without it). Provisional until the learning-curve benchmark of issue #4 and Tune.
+    # Audio term. 0.1 for now (a one-off toy measurement): at 1.0 its gradient (through the phase
+    # rebuild) swamped the others and a small model could not fit two steady tones in 80 steps
+    # (magnitude L1 0.75 → 0.65; → 0.47 at 0.1, → 0.10 without it). Provisional until the
+    # learning-curve benchmark of issue #4 and Tune.
     mrstft_weight: float = 0.1
     mrstft_fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256)  # 43, 21, 11, 5 ms at 48 kHz; hop n/4
     magnitude_weight: float = 1.0  # L1 on z-scored log amplitude
