@@ -195,6 +195,137 @@ def _prepare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _TrainProgressPrinter:
+    """Epoch, batch, losses, validation MR-STFT and ETA on stderr: one updating line on a terminal,
+    else one line per finished epoch."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last_epoch = None
+
+    def __call__(self, p: dict) -> None:
+        last = p.get("last") or {}
+        if p.get("state") == "finished":
+            return
+        parts = [f"epoch {p['epoch'] + (0 if p.get('batches') in (0, p.get('batches_per_epoch')) else 1)}"
+                 f"/{p['epochs']}"]
+        if p.get("batches") and p.get("batches") != p.get("batches_per_epoch"):
+            parts.append(f"batch {p['batches']}/{p['batches_per_epoch']}")
+        if last.get("train_loss_total") is not None:
+            parts.append(f"loss {last['train_loss_total']:.3f}")
+        if last.get("val_mrstft") is not None:
+            parts.append(f"val MR-STFT {last['val_mrstft']:.3f} (ceiling {p['ceiling_mrstft']:.3f})")
+        if p.get("eta_seconds") is not None:
+            parts.append(f"about {p['eta_seconds']:.0f} s left")
+        line = ", ".join(parts)
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100))
+        elif p["epoch"] != self.last_epoch and p.get("batches") in (0, p.get("batches_per_epoch")):
+            self.stream.write(line + "\n")
+        self.last_epoch = p["epoch"]
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    train = {}
+    if args.epochs is not None:
+        train["epochs"] = args.epochs
+    if args.max_minutes is not None:
+        train["max_minutes"] = args.max_minutes
+    return {"train": train} if train else {}
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        return _train(args)
+    except CommandError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "files_skipped": exc.skipped}, ensure_ascii=False))
+        raise
+
+
+def _train(args: argparse.Namespace) -> int:
+    from distill.checkpoint import CheckpointError
+    from distill.manifest import CacheError
+    from distill.prepare import NoUsableAudio, PrepareError
+    from distill.ray_layer.train import TrainError, train_model
+    from distill.training_config import ConfigError
+    from distill.training_run import RunError
+
+    say = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    printer = _TrainProgressPrinter()
+    try:
+        result = train_model(
+            args.dir, preset=args.preset, config_file=args.config, overrides=_train_overrides(args), name=args.name,
+            storage=args.storage, resume=args.resume, cache=args.cache, workers=args.workers, gpu=args.gpu,
+            num_cpus=args.num_cpus, max_failures=args.max_failures, progress=printer, log=say, yes=args.yes,
+            confirm=_ask if sys.stdin.isatty() and not args.json else None,
+            confirm_above_bytes=int(args.confirm_above_gb * 1024**3), prepare_progress=_ProgressPrinter())
+    except NoUsableAudio as exc:
+        if not args.json:
+            _print_skipped(exc.skipped)
+        raise CommandError(str(exc), exc.skipped) from None
+    except (ConfigError, RunError, PrepareError, CacheError, CheckpointError, TrainError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"{args.storage or args.cache or args.dir}: {exc}") from None
+    except KeyboardInterrupt:
+        printer.done()
+        print("distill: interrupted; continue from the last finished epoch with --resume "
+              f"{args.resume or args.name or '<run name printed above>'}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"stopped": "interrupted"}))
+        return 130
+    printer.done()
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+        return EXIT_OK
+    report = result.report
+    print(f"run:        {result.run_dir}")
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"report:     {result.run_dir}/report.json")
+    print(f"stopped:    {result.stopped} after {result.epochs} epochs")
+    if result.val_mrstft is not None:
+        where = "validation" if report.get("eval_split") == "val" else "training (no validation files)"
+        print(f"quality:    MR-STFT {result.val_mrstft:.3f} on {report.get('eval_chunks')} {where} chunks; "
+              f"the representation alone scores {result.ceiling_mrstft:.3f} (lower is better)")
+    return EXIT_OK
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``distill train`` (``jobs/train.py`` takes the same)."""
+    from distill.presets import PRESET_NAMES
+
+    p.add_argument("dir", help="folder of audio (scanned recursively)")
+    p.add_argument("--preset", choices=PRESET_NAMES, default=None,
+                   help="starting configuration (default: auto, chosen by the collection's size)")
+    p.add_argument("--epochs", type=int, default=None, help="train at most N epochs (overrides the preset)")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget for training")
+    p.add_argument("--workers", type=int, default=1, help="data-parallel training workers (default 1)")
+    p.add_argument("--gpu", action="store_true", help="one GPU per worker")
+    p.add_argument("--config", default=None, help="TOML or JSON file of config overrides (see README)")
+    p.add_argument("--name", default=None, help="run name (default: folder name and time)")
+    p.add_argument("--storage", default=None,
+                   help="folder or URI (s3://…) holding runs (default: DIR/.distill/runs)")
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue RUN (a name under --storage, or its path) from its latest checkpoint")
+    p.add_argument("--cache", default=None, help="prepared cache folder or URI (default: DIR/.distill/cache)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
+    p.add_argument("--max-failures", type=int, default=2,
+                   help="worker failures to recover from before giving up (default 2)")
+    p.add_argument("--yes", action="store_true", help="do not ask before writing a large cache")
+    p.add_argument("--confirm-above-gb", type=float, default=2.0,
+                   help="ask (or, without a terminal, stop) when the cache estimate is above this (default 2)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
+    p.set_defaults(func=_cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="distill", description="Train a generative model on your own sounds.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -230,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for Ray (default: all)")
     p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("train", help="train a model on a folder of audio (Ray Train); prepares the data first")
+    add_train_arguments(p)
     return parser
 
 

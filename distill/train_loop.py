@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from distill.config_io import config_to_dict, config_values
+from distill.distributed import Collective, SingleProcess
 
 STOP_REASONS = ("completed", "early_stop", "time_budget", "interrupted")
 
@@ -110,15 +111,22 @@ def _mean(sums: dict[str, float], count: int) -> dict[str, float]:
 def train_loop(model: torch.nn.Module, loss_fn: torch.nn.Module, train_batches: Callable[[int], Iterable],
                val_batches: Callable[[], Iterable] | None, cfg: TrainConfig, steps_per_epoch: int, *,
                device: torch.device | str = "cpu", state: LoopState | None = None,
-               on_epoch: Callable[[EpochReport, LoopState], bool | None] | None = None) -> tuple[LoopState, str]:
+               on_epoch: Callable[[EpochReport, LoopState], bool | None] | None = None,
+               collective: Collective | None = None,
+               on_step: Callable[[int, int], None] | None = None) -> tuple[LoopState, str]:
     """Train ``model`` and return the final :class:`LoopState` and why it stopped (:data:`STOP_REASONS`).
 
     ``train_batches(epoch)`` yields model-space batches ``(B, 2, n_mels, frames)`` for one epoch;
     ``val_batches()`` the validation batches. ``loss_fn(recon, target, mean, logvar, step)`` returns
     a dict of terms with ``total`` (``distill.loss.VAELoss``). ``on_epoch(report, state)`` is called
     after every epoch (checkpointing, progress); returning True stops the run ("interrupted").
-    ``state`` continues an earlier run (from a checkpoint).
+    ``state`` continues an earlier run (from a checkpoint). Under DDP, ``collective``
+    (:mod:`distill.distributed`) makes every rank take the same skip and stop decisions; each rank
+    must then yield the same number of batches per epoch (Ray Train's equal split does), and
+    ``val_batches`` must be the same on every rank. ``on_step(epoch, batches_done)`` is called after
+    every batch (live progress within long epochs).
     """
+    collective = collective or SingleProcess()
     device = torch.device(device)
     model.to(device)
     loss_fn.to(device)
@@ -151,38 +159,44 @@ def train_loop(model: torch.nn.Module, loss_fn: torch.nn.Module, train_batches: 
                 recon, mean, logvar = model(batch)
             terms = loss_fn(recon.float(), batch, mean.float(), logvar.float(), state.step)
             optimiser.zero_grad(set_to_none=True)
-            if not torch.isfinite(terms["total"]):
-                skipped += 1
-                continue
+            # Backward even when the loss is not finite: under DDP every rank must join the
+            # gradient all-reduce inside backward(). The step is skipped below, on all ranks.
             scaler.scale(terms["total"]).backward()
             scaler.unscale_(optimiser)
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)
-            if not torch.isfinite(norm):
+            bad, out_of_time = collective.any([
+                not (torch.isfinite(terms["total"]) and torch.isfinite(norm)),
+                deadline is not None and time.monotonic() > deadline])
+            if bad:
                 skipped += 1
                 optimiser.zero_grad(set_to_none=True)
                 scaler.update()
-                continue
-            scaler.step(optimiser)
-            scaler.update()
-            scheduler.step()
-            state.step += 1
-            applied += 1
-            for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-            if deadline is not None and time.monotonic() > deadline:
+            else:
+                scaler.step(optimiser)
+                scaler.update()
+                scheduler.step()
+                state.step += 1
+                applied += 1
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + float(value.detach())
+            if on_step is not None:
+                on_step(state.epoch, applied + skipped)
+            if out_of_time:
                 reason = "time_budget"
                 break
         state.epoch += 1
         state.skipped_steps += skipped
         val = evaluate(model, loss_fn, val_batches, device, state.step) if val_batches else {}
-        monitored = val.get("total", _mean(sums, applied).get("total", math.inf))
+        train_means = _epoch_means(sums, applied, collective)
+        monitored = val.get("total", train_means.get("total", math.inf))
         best = monitored < state.best_val
         if best:
             state.best_val, state.epochs_without_improvement = monitored, 0
         else:
             state.epochs_without_improvement += 1
         state.optimizer, state.scheduler, state.rng = optimiser.state_dict(), scheduler.state_dict(), _rng_state()
-        report = EpochReport(state.epoch, state.step, _mean(sums, applied), val, scheduler.get_last_lr()[0],
+        report = EpochReport(state.epoch, state.step, train_means, val,
+                             scheduler.get_last_lr()[0],
                              time.monotonic() - epoch_start, skipped, best)
         if on_epoch is not None and on_epoch(report, state):
             return state, "interrupted"
@@ -195,6 +209,16 @@ def train_loop(model: torch.nn.Module, loss_fn: torch.nn.Module, train_batches: 
             reason = "time_budget"
             break
     return state, reason
+
+
+def _epoch_means(sums: dict[str, float], applied: int, collective: Collective) -> dict[str, float]:
+    """Means of the epoch's loss terms over every rank's applied steps (identical on all ranks)."""
+    if collective.world_size == 1:
+        return _mean(sums, applied)
+    keys = sorted(sums) if sums else []
+    totals = collective.sum([sums.get(k, 0.0) for k in keys] + [float(applied)])
+    # A rank with no applied steps has no keys; ranks with keys agree on them (same loss terms).
+    return _mean(dict(zip(keys, totals[:-1], strict=True)), int(totals[-1])) if keys else {}
 
 
 @torch.no_grad()

@@ -25,11 +25,16 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     # Token auth stays on (Ray's default); only its "auth is enabled" notice is silenced, because
     # the CLI's users did not ask for a cluster and cannot act on it. README says how to connect.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    options = {"logging_level": logging.WARNING, "log_to_driver": True}
+    options = {"logging_level": logging.WARNING}
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(**options)
+        ray.init(log_to_driver=True, **options)
     else:
-        ray.init(address="local", num_cpus=num_cpus, **options)
+        # The embedded Ray's workers do not print to the console: Ray's own INFO lines (datasets
+        # finished, reports, actor notices) buried our progress, and every failure reaches the
+        # user anyway as an exception that we turn into one readable line. DISTILL_RAY_LOGS=1
+        # shows them; they are always in /tmp/ray/session_latest/logs.
+        ray.init(address="local", num_cpus=num_cpus, log_to_driver=os.environ.get("DISTILL_RAY_LOGS") == "1",
+                 **options)
 
 
 def configure_ray_data() -> None:
