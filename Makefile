@@ -24,8 +24,9 @@ demo: setup
 	$(BIN)/distill scan $(EXAMPLE_DIR)
 	$(BIN)/distill roundtrip $(EXAMPLE_DIR) --out $(DEMO_OUT)/roundtrip
 	$(BIN)/python benchmarks/roundtrip.py $(EXAMPLE_DIR)
-	$(BIN)/distill prepare $(EXAMPLE_DIR) --yes
-	$(BIN)/distill prepare $(EXAMPLE_DIR) --yes
+	$(BIN)/distill prepare $(EXAMPLE_DIR) --expansion 1 --yes
+	$(BIN)/distill prepare $(EXAMPLE_DIR) --expansion 1 --yes
+	$(BIN)/distill train $(EXAMPLE_DIR) --preset tiny --yes
 
 test: setup
 	$(BIN)/python -m pytest -q

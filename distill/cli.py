@@ -275,18 +275,22 @@ def _train(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"{args.storage or args.cache or args.dir}: {exc}") from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before training started (preparing, starting Ray)
         printer.done()
-        print("distill: interrupted; continue from the last finished epoch with --resume "
-              f"{args.resume or args.name or '<run name printed above>'}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"stopped": "interrupted"}))
+        print("distill: interrupted before training started", file=sys.stderr)
         return 130
     printer.done()
+    code = 130 if result.stopped == "interrupted" else EXIT_OK
+    if code == 130:
+        name = result.run_dir.rstrip("/").rsplit("/", 1)[-1]
+        print(f"distill: interrupted after {result.epochs} epochs; continue with: distill train {args.dir} "
+              f"--resume {name}" + (f" --storage {args.storage}" if args.storage else ""), file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
-        return EXIT_OK
+        return code
     report = result.report
+    if code == 130:
+        return code
     print(f"run:        {result.run_dir}")
     print(f"checkpoint: {result.checkpoint}")
     print(f"report:     {result.run_dir}/report.json")

@@ -22,6 +22,7 @@ Inputs are zero-padded so both axes divide by 32; outputs are cropped back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,13 @@ from torch import nn
 from distill.config_io import config_to_dict, config_values
 
 DOWNSAMPLE = 32  # 2 ** number of stride-2 blocks
+# Largest band amplitude the decoder may hand to synthesis: +12 dB above a full-scale sine's band
+# amplitude (1.0). The channel-0 head is linear (it predicts z-scores), so early in training it
+# can say z = 30, and exp() of that made audio of 1e12 inside the loss: the first epoch's mean
+# loss was 2.4e12 and it set Adam's moments back for several epochs (measured with
+# benchmarks/learning_curve.py). Real recordings never come near the bound; the z-space L1 term
+# still pulls such outputs back, since the clamp sits only on the way to audio.
+MAX_BAND_AMPLITUDE = 4.0
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,8 @@ def to_model_space(spec: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) ->
 
 
 def from_model_space(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, log_floor: float) -> torch.Tensor:
-    """Inverse of :func:`to_model_space`; log amplitude clamped at ``ln(log_floor)``, its true minimum."""
+    """Inverse of :func:`to_model_space`; log amplitude clamped to [ln(log_floor), ln(MAX_BAND_AMPLITUDE)]:
+    its true minimum, and a maximum no recording reaches (see :data:`MAX_BAND_AMPLITUDE`)."""
     mu, sigma = mean[0].to(x)[None, :, None], std[0].to(x).clamp_min(1e-3)[None, :, None]
-    log_amp = (x[:, 0] * sigma + mu).clamp_min(float(torch.log(torch.tensor(log_floor))))
+    log_amp = (x[:, 0] * sigma + mu).clamp(math.log(log_floor), math.log(MAX_BAND_AMPLITUDE))
     return torch.stack([log_amp, x[:, 1].clamp(-1.0, 1.0)], dim=1)

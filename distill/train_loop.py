@@ -71,6 +71,9 @@ class EpochReport:
     seconds: float
     skipped_steps: int  # steps skipped this epoch because of a non-finite loss or gradient
     best: bool  # the best validation loss so far
+    data_seconds: float = 0.0  # time spent waiting for the next training batch (input pipeline stalls)
+    samples: int = 0  # training examples this epoch (this rank)
+    train_seconds: float = 0.0  # the training steps alone (``seconds`` adds validation)
 
 
 @dataclass
@@ -152,8 +155,16 @@ def train_loop(model: torch.nn.Module, loss_fn: torch.nn.Module, train_batches: 
     reason = "completed"
     while state.epoch < cfg.epochs:
         epoch_start, sums, applied, skipped = time.monotonic(), {}, 0, 0
+        data_seconds, samples = 0.0, 0
         model.train()
-        for batch in train_batches(state.epoch):
+        batches = iter(train_batches(state.epoch))
+        while True:
+            waited = time.monotonic()
+            batch = next(batches, None)
+            data_seconds += time.monotonic() - waited
+            if batch is None:
+                break
+            samples += batch.shape[0]
             batch = batch.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=use_amp):
                 recon, mean, logvar = model(batch)
@@ -184,6 +195,7 @@ def train_loop(model: torch.nn.Module, loss_fn: torch.nn.Module, train_batches: 
             if out_of_time:
                 reason = "time_budget"
                 break
+        train_seconds = time.monotonic() - epoch_start
         state.epoch += 1
         state.skipped_steps += skipped
         val = evaluate(model, loss_fn, val_batches, device, state.step) if val_batches else {}
@@ -197,7 +209,8 @@ def train_loop(model: torch.nn.Module, loss_fn: torch.nn.Module, train_batches: 
         state.optimizer, state.scheduler, state.rng = optimiser.state_dict(), scheduler.state_dict(), _rng_state()
         report = EpochReport(state.epoch, state.step, train_means, val,
                              scheduler.get_last_lr()[0],
-                             time.monotonic() - epoch_start, skipped, best)
+                             time.monotonic() - epoch_start, skipped, best, data_seconds, samples,
+                             train_seconds)
         if on_epoch is not None and on_epoch(report, state):
             return state, "interrupted"
         if reason == "time_budget":

@@ -77,8 +77,10 @@ def _row(report: EpochReport, val_mrstft: float | None, elapsed: float) -> dict:
     row.update({f"train_loss_{k}": v for k, v in report.train.items() if k != "beta"})
     row.update({f"val_loss_{k}": v for k, v in report.val.items() if k != "beta"})
     row.update(val_mrstft=val_mrstft, kl_beta=report.train.get("beta"), lr=report.lr,
-               seconds=round(report.seconds, 3), skipped_steps=report.skipped_steps, best=report.best,
-               elapsed_seconds=round(elapsed, 3))
+               seconds=round(report.seconds, 3), train_seconds=round(report.train_seconds, 3),
+               samples=report.samples,
+               data_wait_seconds=round(report.data_seconds, 3), skipped_steps=report.skipped_steps,
+               best=report.best, elapsed_seconds=round(elapsed, 3))
     return row
 
 

@@ -53,3 +53,22 @@ def test_prepare_and_augment_benchmarks_report_json(tmp_path, example_dir):
     methods = json.loads(proc.stdout)["methods"]
     # (which method wins depends on the material: on a kick and a pluck alone the plain vocoder can)
     assert all(0 < m["mrstft_round_trip"] < 5 and m["ms_per_audio_second"] > 0 for m in methods.values())
+
+
+def test_training_benchmarks_report_json(tmp_path, example_dir):
+    from test_prepare import _copy
+
+    folder = _copy(example_dir, tmp_path / "bench", ("kick.wav", "snare.wav", "pluck_e4.wav"))
+    proc = subprocess.run([sys.executable, "benchmarks/train_throughput.py", str(folder), "--preset", "tiny",
+                           "--epochs", "2", "--expansion", "1", "--batch", "4", "--modes", "plain,ray1", "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    results = {r["mode"]: r for r in json.loads(proc.stdout)["results"]}
+    assert set(results) == {"plain", "ray1"} and results["plain"]["vs_plain"] == 1.0
+    assert all(r["samples_per_second"] > 0 and 0 <= r["data_wait_share"] < 1 for r in results.values())
+    proc = subprocess.run([sys.executable, "benchmarks/learning_curve.py", str(folder), "--preset", "tiny",
+                           "--minutes", "0.1", "--variants", "512", "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(proc.stdout)["results"]
+    assert result["epochs"] >= 1 and result["curve"][0]["val_mrstft"] > result["ceiling_mrstft"] > 0

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from distill.loss import LossConfig, VAELoss, audibility, kl_divergence
-from distill.model import ModelConfig, SpectrogramVAE, from_model_space, to_model_space
-from distill.representation import SpectralConfig, analyze
+from distill.model import MAX_BAND_AMPLITUDE, ModelConfig, SpectrogramVAE, from_model_space, to_model_space
+from distill.representation import SpectralConfig, analyze, synthesize
 
 SMALL = ModelConfig(channels=(8, 16, 32, 32, 32), latent_dim=16, dropout=0.0)
 
@@ -56,6 +56,10 @@ def test_model_space_round_trip_and_floor():
     assert torch.allclose(from_model_space(x, mean, std, cfg.log_floor), spec, atol=1e-4)
     low = from_model_space(torch.full_like(x, -1e4), mean, std, cfg.log_floor)
     assert torch.allclose(low[:, 0], torch.tensor(math.log(cfg.log_floor))) and low[:, 1].min() == -1
+    # An untrained linear head can say z = 1e4; synthesis must never see exp() of that.
+    high = from_model_space(torch.full_like(x, 1e4), mean, std, cfg.log_floor)
+    assert torch.allclose(high[:, 0], torch.tensor(math.log(MAX_BAND_AMPLITUDE)))
+    assert torch.isfinite(synthesize(high, cfg)).all()
 
 
 def _loss_setup(frames=48):

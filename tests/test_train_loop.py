@@ -86,3 +86,16 @@ def test_resuming_gives_the_same_result_as_an_uninterrupted_run():
     assert reason == "completed" and state.epoch == 4
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_loop_trains_on_cuda_with_mixed_precision():
+    x, loss = _data()
+    torch.manual_seed(0)
+    model, reports = SpectrogramVAE(SMALL), []
+    state, reason = train_loop(model, loss, _batches(x), lambda: [x], TrainConfig(epochs=10, lr=3e-3, patience=0),
+                               steps_per_epoch=2, device="cuda", on_epoch=lambda report, st: reports.append(report))
+    assert reason == "completed" and state.skipped_steps == 0
+    assert next(model.parameters()).is_cuda
+    assert reports[-1].train["total"] < reports[0].train["total"]

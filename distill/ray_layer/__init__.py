@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 
 
 def ensure_ray(num_cpus: int | None = None) -> None:
@@ -33,8 +35,21 @@ def ensure_ray(num_cpus: int | None = None) -> None:
         # finished, reports, actor notices) buried our progress, and every failure reaches the
         # user anyway as an exception that we turn into one readable line. DISTILL_RAY_LOGS=1
         # shows them; they are always in /tmp/ray/session_latest/logs.
-        ray.init(address="local", num_cpus=num_cpus, log_to_driver=os.environ.get("DISTILL_RAY_LOGS") == "1",
-                 **options)
+        # Ctrl-C in a terminal goes to the whole foreground process group, and the embedded Ray's
+        # processes are in ours: they died at once, the driver with them, before our handler
+        # could say anything. Started with SIGINT ignored, they inherit that (and so do the
+        # workers they start); the driver gets its handler back and stops cleanly.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        try:
+            ray.init(address="local", num_cpus=num_cpus,
+                     log_to_driver=os.environ.get("DISTILL_RAY_LOGS") == "1", **options)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()  # signal handlers live only there
 
 
 def configure_ray_data() -> None:

@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from distill.checkpoint import BEST
 from distill.prepare import PrepareError
 from distill.prepared import PreparedDataset
 from distill.ray_layer import configure_ray_data, ensure_ray
@@ -146,15 +147,6 @@ def _worker(config: dict) -> None:
     run_worker(RunSpec(**config["spec"]), env)
 
 
-def _poll_progress(run: RunFolder, progress: Callable[[dict], None], stop: threading.Event) -> None:
-    last = None
-    while not stop.wait(POLL_SECONDS):
-        current = run.read_progress()
-        if current and current != last:
-            last = current
-            progress(current)
-
-
 def _cause(exc: BaseException) -> str:
     """The innermost readable line of a Ray Train failure."""
     text = str(exc).strip()
@@ -246,27 +238,47 @@ def _fit(planned: PlannedRun, prepared: PreparedDataset, plan: WorkerPlan, num_c
         # Validation is not split: every rank evaluates all of it, so all agree on early stopping
         # without communication. preserve_order makes each epoch's batches reproducible (resume).
         dataset_config=ray.train.DataConfig(datasets_to_split=[TRAIN], execution_options=ingest))
-    stop = threading.Event()
-    poller = None
-    if progress is not None:
-        poller = threading.Thread(target=_poll_progress, args=(planned.run, progress, stop), daemon=True)
-        poller.start()
+    # fit() runs in a thread and this thread polls progress: Ray Train's fit() installs its own
+    # SIGINT handler when it runs in the main thread, which aborts the run and ends the process
+    # with SystemExit before our code can report anything (Ray 2.60). Off the main thread it does
+    # not, so Ctrl-C reaches us as KeyboardInterrupt here; leaving the process (which stops the
+    # embedded Ray) or the job (on a cluster) then stops the workers.
+    outcome: dict = {}
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except BaseException as exc:  # noqa: BLE001 — handed to the main thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=fit, name="distill-train-fit", daemon=True)
+    worker.start()
+    last = None
     try:
-        trainer.fit()
-    except KeyboardInterrupt:
+        while worker.is_alive():
+            worker.join(POLL_SECONDS)
+            if progress is not None and (current := planned.run.read_progress()) and current != last:
+                last = current
+                progress(current)
+    except KeyboardInterrupt:  # Ctrl-C: what the last finished epoch left is the result
         planned.run.update_run(status="interrupted")
-        raise
-    except Exception as exc:  # Ray Train wraps worker failures in its own error types
+        return _result(planned.run, "interrupted")
+    if "error" in outcome:  # Ray Train wraps worker failures in its own error types
+        exc = outcome["error"]
         planned.run.update_run(status="failed", error=_cause(exc))
         raise TrainError(f"training failed: {_cause(exc)}") from None
-    finally:
-        stop.set()
-        if poller is not None:
-            poller.join(timeout=5)
-    report = planned.run.read_report() or {}
-    if progress is not None and (last := planned.run.read_progress()):
-        progress(last)
-    return TrainResult(run_dir=planned.run.display(), checkpoint=report.get("checkpoint"),
-                       epochs=report.get("epochs", 0), val_mrstft=report.get("val_mrstft"),
-                       ceiling_mrstft=report.get("ceiling_mrstft"), stopped=report.get("stopped", "completed"),
-                       report=report)
+    return _result(planned.run, None)
+
+
+def _result(run: RunFolder, stopped: str | None) -> TrainResult:
+    """The run's outcome: its final report, or (interrupted) what its last finished epoch left."""
+    if stopped is None and (report := run.read_report()):
+        return TrainResult(run_dir=run.display(), checkpoint=report.get("checkpoint"), epochs=report["epochs"],
+                           val_mrstft=report["val_mrstft"], ceiling_mrstft=report["ceiling_mrstft"],
+                           stopped=report["stopped"], report=report)
+    rows = run.read_metrics()
+    progress = run.read_progress() or {}
+    return TrainResult(run_dir=run.display(), checkpoint=run.display(BEST) if run.store.exists(BEST) else None,
+                       epochs=rows[-1]["epoch"] if rows else 0,
+                       val_mrstft=rows[-1].get("val_mrstft") if rows else None,
+                       ceiling_mrstft=progress.get("ceiling_mrstft"), stopped=stopped or "interrupted", report={})
