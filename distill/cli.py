@@ -195,6 +195,11 @@ def _prepare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# The names of distill.presets.PRESET_NAMES, repeated so that `distill --help` does not import torch
+# (a test keeps the two equal).
+PRESETS = ("auto", "tiny", "conservative", "balanced", "aggressive")
+
+
 class _TrainProgressPrinter:
     """Epoch, batch, losses, validation MR-STFT and ETA on stderr: one updating line on a terminal,
     else one line per finished epoch."""
@@ -304,10 +309,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``distill train`` (``jobs/train.py`` takes the same)."""
-    from distill.presets import PRESET_NAMES
-
     p.add_argument("dir", help="folder of audio (scanned recursively)")
-    p.add_argument("--preset", choices=PRESET_NAMES, default=None,
+    p.add_argument("--preset", choices=PRESETS, default=None,
                    help="starting configuration (default: auto, chosen by the collection's size)")
     p.add_argument("--epochs", type=int, default=None, help="train at most N epochs (overrides the preset)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget for training")

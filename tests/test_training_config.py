@@ -20,6 +20,12 @@ def test_regime_presets(name, dropout, decay, expansion, clip, lr):
     assert cfg.model.channels == (64, 128, 256, 512, 512) and cfg.model.latent_dim == 128
 
 
+def test_the_cli_offers_every_preset():
+    from distill.cli import PRESETS
+
+    assert PRESETS == PRESET_NAMES
+
+
 def test_auto_picks_by_collection_size():
     assert auto_choice(5, 60.0) == "conservative"
     assert auto_choice(50, 20 * 60.0) == "balanced"
