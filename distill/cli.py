@@ -213,8 +213,11 @@ class _TrainProgressPrinter:
         last = p.get("last") or {}
         if p.get("state") == "finished":
             return
-        parts = [f"epoch {p['epoch'] + (0 if p.get('batches') in (0, p.get('batches_per_epoch')) else 1)}"
-                 f"/{p['epochs']}"]
+        finished = p.get("batches") in (0, p.get("batches_per_epoch"))
+        if finished and not last:
+            parts = [f"epoch {p['epoch'] + 1}/{p['epochs']} starting"]
+        else:
+            parts = [f"epoch {p['epoch'] + (0 if finished else 1)}/{p['epochs']}"]
         if p.get("batches") and p.get("batches") != p.get("batches_per_epoch"):
             parts.append(f"batch {p['batches']}/{p['batches_per_epoch']}")
         if last.get("train_loss_total") is not None:
