@@ -143,13 +143,32 @@ def _prepare_config(args: argparse.Namespace):
         raise CommandError(str(exc)) from None
 
 
-def _cmd_prepare(args: argparse.Namespace) -> int:
-    try:
-        return _prepare(args)
-    except CommandError as exc:
-        if args.json:  # a script reading stdout still gets one JSON object, last
-            print(json.dumps({"error": str(exc), "files_skipped": exc.skipped}, ensure_ascii=False))
-        raise
+def _json_errors(command):
+    """``command(args)``, whose failure with ``--json`` also prints ``{"error", "files_skipped"}`` on stdout:
+    a script reading stdout still gets one JSON object, last."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except CommandError as exc:
+            if args.json:
+                print(json.dumps({"error": str(exc), "files_skipped": exc.skipped}, ensure_ascii=False))
+            raise
+
+    return run
+
+
+def _preparation_options(args: argparse.Namespace) -> dict:
+    """The options of :func:`distill.prepare.prepare` that ``prepare`` and ``train`` both take."""
+    return {"yes": args.yes, "confirm": _ask if sys.stdin.isatty() and not args.json else None,
+            "confirm_above_bytes": int(args.confirm_above_gb * 1024**3)}
+
+
+def _no_usable_audio(args: argparse.Namespace, exc) -> CommandError:
+    """A folder with no usable file: every file and its reason (as a table, or in the JSON error)."""
+    if not args.json:
+        _print_skipped(exc.skipped)
+    return CommandError(str(exc), exc.skipped)
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -160,14 +179,10 @@ def _prepare(args: argparse.Namespace) -> int:
     cfg = _prepare_config(args)
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr))
     try:
-        result = prepare_dataset(args.dir, args.cache, cfg, num_cpus=args.num_cpus, yes=args.yes,
-                                 confirm=_ask if sys.stdin.isatty() and not args.json else None,
-                                 confirm_above_bytes=int(args.confirm_above_gb * 1024**3),
-                                 progress=_ProgressPrinter(), log=say)
+        result = prepare_dataset(args.dir, args.cache, cfg, num_cpus=args.num_cpus, progress=_ProgressPrinter(),
+                                 log=say, **_preparation_options(args))
     except NoUsableAudio as exc:
-        if not args.json:
-            _print_skipped(exc.skipped)
-        raise CommandError(str(exc), exc.skipped) from None
+        raise _no_usable_audio(args, exc) from None
     except (PrepareError, CacheError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:  # e.g. a storage URI whose bucket or credentials are wrong
@@ -229,7 +244,7 @@ class _TrainProgressPrinter:
         line = ", ".join(parts)
         if self.tty:
             self.stream.write("\r" + line.ljust(100))
-        elif p["epoch"] != self.last_epoch and p.get("batches") in (0, p.get("batches_per_epoch")):
+        elif p["epoch"] != self.last_epoch and finished:
             self.stream.write(line + "\n")
         self.last_epoch = p["epoch"]
         self.stream.flush()
@@ -249,15 +264,6 @@ def _train_overrides(args: argparse.Namespace) -> dict:
     return {"train": train} if train else {}
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    try:
-        return _train(args)
-    except CommandError as exc:
-        if args.json:
-            print(json.dumps({"error": str(exc), "files_skipped": exc.skipped}, ensure_ascii=False))
-        raise
-
-
 def _train(args: argparse.Namespace) -> int:
     from distill.checkpoint import CheckpointError
     from distill.manifest import CacheError
@@ -272,13 +278,10 @@ def _train(args: argparse.Namespace) -> int:
         result = train_model(
             args.dir, preset=args.preset, config_file=args.config, overrides=_train_overrides(args), name=args.name,
             storage=args.storage, resume=args.resume, cache=args.cache, workers=args.workers, gpu=args.gpu,
-            num_cpus=args.num_cpus, max_failures=args.max_failures, progress=printer, log=say, yes=args.yes,
-            confirm=_ask if sys.stdin.isatty() and not args.json else None,
-            confirm_above_bytes=int(args.confirm_above_gb * 1024**3), prepare_progress=_ProgressPrinter())
+            num_cpus=args.num_cpus, max_failures=args.max_failures, progress=printer, log=say,
+            prepare_progress=_ProgressPrinter(), **_preparation_options(args))
     except NoUsableAudio as exc:
-        if not args.json:
-            _print_skipped(exc.skipped)
-        raise CommandError(str(exc), exc.skipped) from None
+        raise _no_usable_audio(args, exc) from None
     except (ConfigError, RunError, PrepareError, CacheError, CheckpointError, TrainError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
@@ -325,15 +328,21 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder or URI (s3://…) holding runs (default: DIR/.distill/runs)")
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue RUN (a name under --storage, or its path) from its latest checkpoint")
-    p.add_argument("--cache", default=None, help="prepared cache folder or URI (default: DIR/.distill/cache)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
     p.add_argument("--max-failures", type=int, default=2,
                    help="worker failures to recover from before giving up (default 2)")
+    _add_preparation_arguments(p)
+    p.set_defaults(func=_json_errors(_train))
+
+
+def _add_preparation_arguments(p: argparse.ArgumentParser) -> None:
+    """Options ``prepare`` and ``train`` share: where the cache is, confirmation, CPUs, JSON output."""
+    p.add_argument("--cache", default=None, help="cache folder or storage URI such as s3://bucket/prefix "
+                   "(default: DIR/.distill/cache)")
     p.add_argument("--yes", action="store_true", help="do not ask before writing a large cache")
     p.add_argument("--confirm-above-gb", type=float, default=2.0,
                    help="ask (or, without a terminal, stop) when the cache estimate is above this (default 2)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for Ray (default: all)")
     p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
-    p.set_defaults(func=_cmd_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -359,18 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="turn a folder of audio into training-ready Parquet shards (Ray Data)")
     p.add_argument("dir", help="folder of audio (scanned recursively)")
-    p.add_argument("--cache", default=None, help="cache folder or storage URI such as s3://bucket/prefix "
-                   "(default: DIR/.distill/cache)")
     p.add_argument("--expansion", type=int, default=10, help="augmented variants per training chunk (default 10)")
     p.add_argument("--chunk-seconds", type=float, default=2.0, help="length of each training example (default 2)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of files held out (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the augmentation and the split (default 0)")
-    p.add_argument("--yes", action="store_true", help="do not ask before writing a large cache")
-    p.add_argument("--confirm-above-gb", type=float, default=2.0,
-                   help="ask (or, without a terminal, stop) when the estimate is above this (default 2)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for Ray (default: all)")
-    p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
-    p.set_defaults(func=_cmd_prepare)
+    _add_preparation_arguments(p)
+    p.set_defaults(func=_json_errors(_prepare))
 
     p = sub.add_parser("train", help="train a model on a folder of audio (Ray Train); prepares the data first")
     add_train_arguments(p)
