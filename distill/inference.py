@@ -7,9 +7,12 @@ No Ray, no UI imports.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
-from distill.model import SpectrogramVAE, from_model_space, to_model_space
+from distill.model import DOWNSAMPLE, SpectrogramVAE, from_model_space, to_model_space
 from distill.representation import synthesize
 from distill.spectral_config import SpectralConfig
 from distill.stats import SpectralStats
@@ -22,6 +25,17 @@ def model_to_audio(x: torch.Tensor, stats: SpectralStats, spectral: SpectralConf
     return synthesize(raw, spectral, length=length)
 
 
+@contextmanager
+def _eval_mode(model: torch.nn.Module) -> Iterator[torch.device]:
+    """Eval mode (no dropout) for the block, the model's own mode after it; yields the model's device."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield next(model.parameters()).device
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def reconstruct(model: SpectrogramVAE, spec: torch.Tensor, stats: SpectralStats, spectral: SpectralConfig,
                 length: int, batch_size: int = 8) -> torch.Tensor:
@@ -30,18 +44,13 @@ def reconstruct(model: SpectrogramVAE, spec: torch.Tensor, stats: SpectralStats,
     Uses the posterior mean (no sampling) in eval mode; runs in batches of ``batch_size`` on the
     model's device and returns CPU audio.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     out = []
-    try:
+    with _eval_mode(model) as device:
         for first in range(0, spec.shape[0], batch_size):
             part = spec[first:first + batch_size].to(device, torch.float32)
             x = to_model_space(part, stats.mean.to(device), stats.std.to(device))
             recon, _, _ = model(x)
             out.append(model_to_audio(recon, stats, spectral, length).cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, length)
 
 
@@ -53,14 +62,7 @@ def sample_prior(model: SpectrogramVAE, count: int, frames: int, stats: Spectral
     ``frames`` spectrogram frames each (``length`` defaults to ``(frames - 1) · hop``); the latent
     sequence has ``ceil(frames / 32)`` steps. The draw depends only on ``seed``.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    steps = -(-frames // 32)
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.randn(count, model.cfg.latent_dim, steps, generator=generator).to(device)
-    try:
-        audio = model_to_audio(model.decode(z, frames), stats, spectral, length).cpu()
-    finally:
-        model.train(was_training)
-    return audio
+    steps = -(-frames // DOWNSAMPLE)
+    z = torch.randn(count, model.cfg.latent_dim, steps, generator=torch.Generator().manual_seed(seed))
+    with _eval_mode(model) as device:
+        return model_to_audio(model.decode(z.to(device), frames), stats, spectral, length).cpu()
