@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from distill.example_data import write_example_data
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_user_dirs(tmp_path_factory):
+    """No test reads or writes the real user's settings, model library or history: the environment
+    (inherited by every CLI subprocess and Ray worker started from here) points at a temporary home."""
+    home = tmp_path_factory.mktemp("user")
+    names = {"DISTILL_SETTINGS": home / "settings.toml", "DISTILL_LIBRARY": home / "models",
+             "DISTILL_HISTORY": home / "history"}
+    saved = {name: os.environ.get(name) for name in [*names, "DISTILL_DEVICE"]}
+    os.environ.update({name: str(path) for name, path in names.items()})
+    os.environ.pop("DISTILL_DEVICE", None)
+    yield home
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
