@@ -26,7 +26,7 @@ def model_to_audio(x: torch.Tensor, stats: SpectralStats, spectral: SpectralConf
 
 
 @contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[torch.device]:
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.device]:
     """Eval mode (no dropout) for the block, the model's own mode after it; yields the model's device."""
     was_training = model.training
     model.eval()
@@ -45,7 +45,7 @@ def reconstruct(model: SpectrogramVAE, spec: torch.Tensor, stats: SpectralStats,
     model's device and returns CPU audio.
     """
     out = []
-    with _eval_mode(model) as device:
+    with eval_mode(model) as device:
         for first in range(0, spec.shape[0], batch_size):
             part = spec[first:first + batch_size].to(device, torch.float32)
             x = to_model_space(part, stats.mean.to(device), stats.std.to(device))
@@ -64,5 +64,5 @@ def sample_prior(model: SpectrogramVAE, count: int, frames: int, stats: Spectral
     """
     steps = -(-frames // DOWNSAMPLE)
     z = torch.randn(count, model.cfg.latent_dim, steps, generator=torch.Generator().manual_seed(seed))
-    with _eval_mode(model) as device:
+    with eval_mode(model) as device:
         return model_to_audio(model.decode(z.to(device), frames), stats, spectral, length).cpu()

@@ -8,13 +8,15 @@ them with :attr:`PreparedDataset.stats` (training-split statistics).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from distill.manifest import CacheError, load_manifest
 from distill.prepare_config import PrepareConfig
-from distill.shards import read_shard
+from distill.shards import read_shard, table_to_arrays
 from distill.split import TRAIN, VAL
 from distill.storage import Store
 
@@ -61,3 +63,23 @@ class PreparedDataset:
         if not parts:
             return {}
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def read_clean(self, split: str, limit: int | None = None) -> dict[str, np.ndarray]:
+        """The clean (variant 0, un-augmented) rows of ``split``, sorted by (source, chunk).
+
+        Reads shard by shard with a Parquet filter, so memory holds only clean rows, never the
+        augmented copies (10× more at the default expansion). ``limit`` keeps an even spread of
+        at most that many rows.
+        """
+        parts = []
+        for path in self.shard_paths(split):
+            table = pq.read_table(io.BytesIO(self.store.read_bytes(path)), filters=[("variant", "==", 0)])
+            if table.num_rows:
+                parts.append(table_to_arrays(table))
+        if not parts:
+            return {}
+        rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        order = np.lexsort((rows["chunk"], rows["source"]))
+        if limit is not None and len(order) > limit:
+            order = order[np.unique(np.linspace(0, len(order) - 1, limit).round().astype(int))]
+        return {name: values[order] for name, values in rows.items()}

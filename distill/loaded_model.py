@@ -1,0 +1,157 @@
+"""The one inference facade: a model file loaded on a device → ``generate``, ``reconstruct``, ``encode``.
+
+The CLI (``distill generate``/``reconstruct``), the HTTP endpoint and the UI all go through
+:class:`LoadedModel`, so the same model, inputs and seed give the same audio everywhere. Audio
+comes from the decoder and the representation's own synthesis (phase from the IF channel, one
+inverse STFT): no Griffin-Lim, no iterations.
+
+Determinism: the latent trajectory is drawn in float64 on the CPU from the seed alone
+(:func:`distill.generation.latent_trajectory`), every take is decoded on its own (a batch of
+takes would let one take's size change another's arithmetic), and on CUDA cuDNN is asked for
+deterministic kernels. Same machine, same inputs → the same bits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import soxr
+import torch
+
+from distill.devices import pick_device
+from distill.generation import MAX_SECONDS, MIN_SECONDS, decode_long, encode_long, latent_trajectory
+from distill.inference import model_to_audio
+from distill.latent_space import LatentSpace
+from distill.model import DOWNSAMPLE, to_model_space
+from distill.model_file import ModelFile, build_model
+from distill.representation import analyze
+
+DEFAULT_EVOLUTION = 0.3
+
+
+class GenerationError(ValueError):
+    """A generation request that cannot be met (duration, evolution, sliders); the message names the field."""
+
+
+@dataclass(frozen=True)
+class Take:
+    """One generated sound."""
+
+    audio: np.ndarray  # (T,) float32 mono at sample_rate, not yet peak-limited (export does that)
+    sample_rate: int
+    seed: int
+    duration: float  # seconds requested (T = round(duration · sample_rate))
+    sliders: dict[str, float]  # every slider's position, by label
+    evolution: float
+    model: dict = field(default_factory=dict)  # name, id, lineage of the model that made it
+
+    def parameters(self) -> dict:
+        """Everything needed to make this take again (for sidecars, history, HTTP headers)."""
+        return {"model": self.model, "seed": self.seed, "duration": self.duration,
+                "sample_rate": self.sample_rate, "sliders": self.sliders, "evolution": self.evolution}
+
+
+def check_duration(duration: float, limit: float = MAX_SECONDS) -> float:
+    """``duration`` in seconds if it is within ``MIN_SECONDS``…``limit``, else :class:`GenerationError`."""
+    if not isinstance(duration, int | float) or not math.isfinite(duration):
+        raise GenerationError(f"duration must be a number of seconds, got {duration!r}")
+    if not MIN_SECONDS <= duration <= limit:
+        raise GenerationError(f"duration {duration} s is outside {MIN_SECONDS}…{limit:g} s")
+    return float(duration)
+
+
+class LoadedModel:
+    """A :class:`~distill.model_file.ModelFile` ready to play on ``device`` (``None``/"auto": best available)."""
+
+    def __init__(self, model_file: ModelFile, device: str | torch.device | None = None, entry_id: str | None = None):
+        self.file = model_file
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        self.spectral = model_file.spectral
+        self.stats = model_file.stats
+        self.model = build_model(model_file, self.device)
+        analysis = model_file.analysis
+        self.space = LatentSpace.from_dict(analysis) if analysis else LatentSpace.standard(self.model.cfg.latent_dim)
+        self.identity = {"name": model_file.name, "id": entry_id, "lineage": model_file.lineage}
+
+    @classmethod
+    def load(cls, ref: str, library: str | None = None, device: str | None = None) -> LoadedModel:
+        """A model by library name, id or id prefix, or a ``.distill`` file path (see :mod:`distill.library`)."""
+        from distill.library import Library
+        from distill.settings import load_settings
+
+        settings = load_settings(library=library, device=device)  # flag > environment > settings file
+        lib = Library.open(settings.library)
+        entry = lib.resolve(ref)
+        return cls(lib.load(ref), settings.device, entry_id=entry.id or None)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spectral.sample_rate
+
+    @property
+    def sliders(self):
+        return self.space.sliders
+
+    def _frames(self, samples: int) -> int:
+        return self.spectral.num_frames(samples)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, samples: int) -> np.ndarray:
+        """Latent sequence ``(latent_dim, T)`` → audio ``(samples,)`` float32 (windowed decode, one synthesis)."""
+        frames = self._frames(samples)
+        x = decode_long(self.model, z, frames).to(self.device)
+        return model_to_audio(x, self.stats, self.spectral, length=samples)[0].cpu().numpy()
+
+    def generate(self, duration: float, seed: int = 0, sliders: dict[str | int, float] | None = None,
+                 evolution: float = DEFAULT_EVOLUTION, max_duration: float = MAX_SECONDS) -> Take:
+        """``duration`` seconds of new sound from ``seed``; ``sliders`` by label or 1-based index, −10…+10."""
+        duration = check_duration(duration, max_duration)
+        if not isinstance(evolution, int | float) or not 0.0 <= evolution <= 1.0:
+            raise GenerationError(f"evolution must be in 0…1, got {evolution!r}")
+        sliders = dict(sliders or {})
+        offset = self.space.offset(sliders)  # SliderError (a ValueError) names a bad slider
+        samples = max(1, round(duration * self.sample_rate))
+        steps = -(-self._frames(samples) // DOWNSAMPLE)
+        z = latent_trajectory(self.space, steps, seed, float(evolution), offset)
+        return Take(self.decode(z, samples), self.sample_rate, int(seed), duration,
+                    self.space.normalise_positions(sliders), float(evolution), dict(self.identity))
+
+    def generate_takes(self, count: int, duration: float, seed: int = 0, **options) -> list[Take]:
+        """``count`` takes with seeds ``seed, seed + 1, …`` (each exactly as :meth:`generate` makes it alone)."""
+        if count < 1:
+            raise GenerationError(f"count must be at least 1, got {count}")
+        return [self.generate(duration, seed + i, **options) for i in range(count)]
+
+    def _working_rate(self, audio: np.ndarray, sample_rate: int) -> torch.Tensor:
+        audio = np.asarray(audio, np.float32)
+        if audio.ndim == 2:
+            audio = audio.mean(axis=1)
+        if audio.ndim != 1 or audio.size == 0:
+            raise GenerationError(f"audio must be a non-empty (samples,) or (samples, channels) array, "
+                                  f"got shape {audio.shape}")
+        if sample_rate != self.sample_rate:
+            audio = soxr.resample(audio, sample_rate, self.sample_rate, quality="HQ").astype(np.float32)
+        return torch.from_numpy(np.ascontiguousarray(audio))
+
+    @torch.no_grad()
+    def encode(self, audio: np.ndarray, sample_rate: int) -> torch.Tensor:
+        """Audio ``(T,)`` (or ``(T, C)``, down-mixed) at ``sample_rate`` → posterior means ``(latent_dim, ⌈N/32⌉)``."""
+        wave = self._working_rate(audio, sample_rate)
+        spec = analyze(wave[None].to(self.device), self.spectral)
+        x = to_model_space(spec, self.stats.mean.to(self.device), self.stats.std.to(self.device))
+        return encode_long(self.model, x)
+
+    def reconstruct(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """The model's rendering of ``audio`` (encode → decode → synthesis) at the model's rate, same duration."""
+        wave = self._working_rate(audio, sample_rate)
+        return self.decode(self.encode(wave.numpy(), self.sample_rate), wave.shape[0])
+
+
+def load_model(ref: str, library: str | None = None, device: str | None = None) -> LoadedModel:
+    """Shorthand for :meth:`LoadedModel.load`."""
+    return LoadedModel.load(ref, library, device)
