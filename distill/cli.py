@@ -12,20 +12,9 @@ import json
 import sys
 import time
 
-EXIT_OK = 0
-EXIT_ERROR = 1  # bad input or nothing usable
-EXIT_USAGE = 2  # argparse's own code for malformed command lines
-
-
-class CommandError(Exception):
-    """A failure to report as ``distill: error: <message>`` with exit code 1.
-
-    ``skipped`` lists unusable files (``[{"path", "reason"}]``) when those are the cause.
-    """
-
-    def __init__(self, message: str, skipped: list[dict] | None = None):
-        super().__init__(message)
-        self.skipped = skipped or []
+from distill.cli_common import EXIT_ERROR, EXIT_OK, CommandError, ask, json_errors
+from distill.cli_generate import add_generate_commands
+from distill.cli_models import add_model_commands
 
 
 def _cmd_example_data(args: argparse.Namespace) -> int:
@@ -122,13 +111,6 @@ def _print_skipped(items: list[dict]) -> None:
         print(f"skipped  {item['path']}  ({item['reason']})")
 
 
-def _ask(question: str) -> bool:
-    try:
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:
-        return False
-
-
 def _prepare_config(args: argparse.Namespace):
     from dataclasses import replace
 
@@ -143,24 +125,9 @@ def _prepare_config(args: argparse.Namespace):
         raise CommandError(str(exc)) from None
 
 
-def _json_errors(command):
-    """``command(args)``, whose failure with ``--json`` also prints ``{"error", "files_skipped"}`` on stdout:
-    a script reading stdout still gets one JSON object, last."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except CommandError as exc:
-            if args.json:
-                print(json.dumps({"error": str(exc), "files_skipped": exc.skipped}, ensure_ascii=False))
-            raise
-
-    return run
-
-
 def _preparation_options(args: argparse.Namespace) -> dict:
     """The options of :func:`distill.prepare.prepare` that ``prepare`` and ``train`` both take."""
-    return {"yes": args.yes, "confirm": _ask if sys.stdin.isatty() and not args.json else None,
+    return {"yes": args.yes, "confirm": ask if sys.stdin.isatty() and not args.json else None,
             "confirm_above_bytes": int(args.confirm_above_gb * 1024**3)}
 
 
@@ -279,7 +246,7 @@ def _train(args: argparse.Namespace) -> int:
             args.dir, preset=args.preset, config_file=args.config, overrides=_train_overrides(args), name=args.name,
             storage=args.storage, resume=args.resume, cache=args.cache, workers=args.workers, gpu=args.gpu,
             num_cpus=args.num_cpus, max_failures=args.max_failures, progress=printer, log=say,
-            prepare_progress=_ProgressPrinter(), **_preparation_options(args))
+            prepare_progress=_ProgressPrinter(), library=args.library, **_preparation_options(args))
     except NoUsableAudio as exc:
         raise _no_usable_audio(args, exc) from None
     except (ConfigError, RunError, PrepareError, CacheError, CheckpointError, TrainError, ValueError) as exc:
@@ -306,6 +273,9 @@ def _train(args: argparse.Namespace) -> int:
     print(f"checkpoint: {result.checkpoint}")
     print(f"report:     {result.run_dir}/report.json")
     print(f"stopped:    {result.stopped} after {result.epochs} epochs")
+    if result.model:
+        print(f"model:      {result.model['name']} (id {result.model['id']}); try: distill generate "
+              f"{result.model['id']}" + (f" --library {args.library}" if args.library else ""))
     if result.val_mrstft is not None:
         where = "validation" if report.get("eval_split") == "val" else "training (no validation files)"
         print(f"quality:    MR-STFT {result.val_mrstft:.3f} on {report.get('eval_chunks')} {where} chunks; "
@@ -328,10 +298,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder or URI (s3://…) holding runs (default: DIR/.distill/runs)")
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue RUN (a name under --storage, or its path) from its latest checkpoint")
+    p.add_argument("--library", default=None,
+                   help="model library that receives the trained model (default: from settings)")
     p.add_argument("--max-failures", type=int, default=2,
                    help="worker failures to recover from before giving up (default 2)")
     _add_preparation_arguments(p)
-    p.set_defaults(func=_json_errors(_train))
+    p.set_defaults(func=json_errors(_train))
 
 
 def _add_preparation_arguments(p: argparse.ArgumentParser) -> None:
@@ -373,10 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of files held out (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the augmentation and the split (default 0)")
     _add_preparation_arguments(p)
-    p.set_defaults(func=_json_errors(_prepare))
+    p.set_defaults(func=json_errors(_prepare))
 
     p = sub.add_parser("train", help="train a model on a folder of audio (Ray Train); prepares the data first")
     add_train_arguments(p)
+    add_generate_commands(sub)
+    add_model_commands(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ name under the storage, or a path/URI) and takes its stored config; only how lon
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -134,7 +135,9 @@ def record_run(planned: PlannedRun, **extra) -> None:
         return
     planned.run.write_run({"name": planned.name, "data_dir": planned.data_dir, "cache": planned.cache,
                            "config": planned.config.to_dict(), "preset": planned.config.preset,
-                           "status": "created", "created": now(), **extra})
+                           # The lineage of every model this run saves: models with one lineage share a
+                           # latent space (latent blending is only meaningful between them).
+                           "lineage": uuid.uuid4().hex, "status": "created", "created": now(), **extra})
 
 
 __all__ = ["ConfigError", "PlannedRun", "RunError", "plan_run", "record_run", "resolve_config",

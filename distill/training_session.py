@@ -32,6 +32,7 @@ from distill.model import SpectrogramVAE, to_model_space
 from distill.plots import loss_curve_png
 from distill.prepared import PreparedDataset
 from distill.run_folder import PREVIEWS, RunFolder, now
+from distill.run_model import save_run_model
 from distill.stats import SpectralStats
 from distill.train_loop import EpochReport, LoopState, train_loop
 from distill.training_config import TrainingConfig
@@ -90,6 +91,7 @@ class _Rank0:
     def __init__(self, spec: RunSpec, cfg: TrainingConfig, run: RunFolder, prepared: PreparedDataset,
                  stats: SpectralStats, model: SpectrogramVAE, history: list[dict]):
         self.cfg, self.run, self.stats, self.model, self.history = cfg, run, stats, model, history
+        self.prepared = prepared
         self.spectral = cfg.prepare.spectral
         self.full = load_eval_set(prepared, spec.data_dir, max(cfg.run.report_chunks, cfg.run.eval_chunks))
         self.eval = self.full.subset(cfg.run.eval_chunks)
@@ -160,6 +162,8 @@ class _Rank0:
             "note": ("measured on training chunks: the collection has no validation files"
                      if self.full.split != "val" else ""),
             "seconds": round(time.monotonic() - self.started, 3), "finished": now()}
+        # The model file carries the report, so it is written first and the report then names it.
+        report["model_file"] = save_run_model(self.run, self.prepared, self.model, self.cfg, self.stats, report)
         self.run.write_report(report)
         self.run.write_curve(loss_curve_png(self.history, self.ceiling))
         self.progress("finished", state.epoch, 0, 0, self.history[-1] if self.history else None)

@@ -36,6 +36,7 @@ from distill.prepared import PreparedDataset
 from distill.ray_layer import configure_ray_data, ensure_ray
 from distill.ray_layer.prepare import prepare_dataset, read_split
 from distill.run_folder import RunFolder
+from distill.run_model import keep_in_library
 from distill.split import TRAIN, VAL
 from distill.training_run import PlannedRun, plan_run, record_run
 from distill.training_session import RunSpec
@@ -62,6 +63,7 @@ class TrainResult:
     ceiling_mrstft: float | None
     stopped: str  # completed | early_stop | time_budget | interrupted
     report: dict
+    model: dict | None = None  # {"name", "id", "library"} of the model file kept in the library
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -161,13 +163,15 @@ def train_model(data_dir: str, *, preset: str | None = None, config_file: str | 
                 num_cpus: int | None = None, max_failures: int = 2,
                 progress: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None,
                 after_epoch: Callable[[int, int], None] | None = None,
-                prepare_progress: Callable | None = None, **prepare_options) -> TrainResult:
+                prepare_progress: Callable | None = None, library: str | None = None,
+                **prepare_options) -> TrainResult:
     """Train a model on the audio in ``data_dir`` (or continue the run ``resume``) on Ray Train.
 
     ``overrides`` are nested config fields (``{"train": {"epochs": 5}}``); ``progress`` receives the
     run's ``progress.json`` whenever it changes; ``after_epoch(epoch, rank)`` runs on every worker
     after every epoch (tests inject failures with it). ``prepare_options`` go to
-    :func:`prepare_dataset` (``yes``, ``confirm``, …). Raises :class:`TrainError`,
+    :func:`prepare_dataset` (``yes``, ``confirm``, …). The finished run's model file is added to
+    ``library`` (default: the user's, from the settings). Raises :class:`TrainError`,
     :class:`~distill.training_run.RunError`, :class:`~distill.training_config.ConfigError` or
     :class:`~distill.prepare.PrepareError` with a readable message.
     """
@@ -187,7 +191,16 @@ def train_model(data_dir: str, *, preset: str | None = None, config_file: str | 
     plan = plan_workers(workers, gpu, cfg.train.batch_size, prepared.num_rows(TRAIN), prepared.num_rows(VAL),
                         num_cpus, on_cluster)
     record_run(planned, workers=workers, gpu=gpu)
-    return _fit(planned, prepared, plan, num_cpus, max_failures, progress, after_epoch)
+    result = _fit(planned, prepared, plan, num_cpus, max_failures, progress, after_epoch)
+    if result.stopped != "interrupted":
+        try:
+            result.model = keep_in_library(planned.run, library)
+        except (ValueError, OSError) as exc:  # the run is fine; only the library is unusable
+            say(f"warning: the model was not added to the library ({exc}); add it with: "
+                f"distill model import {planned.run.display('model.distill')}")
+        if result.model:
+            say(f"model {result.model['name']} ({result.model['id']}) kept in {result.model['library']}")
+    return result
 
 
 def _dataset(prepared: PreparedDataset, split: str, seed: int | None):

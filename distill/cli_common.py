@@ -1,0 +1,50 @@
+"""What every ``distill`` subcommand module shares: exit codes, the error type ``main`` reports, JSON errors.
+
+A module of its own so that :mod:`distill.cli` and the command modules it registers
+(:mod:`distill.cli_models`, :mod:`distill.cli_generate`) all raise the *same* ``CommandError``:
+under ``python -m distill.cli`` the CLI module runs as ``__main__``, and a class defined there
+would be a different class from the one ``import distill.cli`` gives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # bad input or nothing usable
+EXIT_USAGE = 2  # argparse's own code for malformed command lines
+
+
+class CommandError(Exception):
+    """A failure to report as ``distill: error: <message>`` with exit code 1.
+
+    ``skipped`` lists unusable files (``[{"path", "reason"}]``) when those are the cause.
+    """
+
+    def __init__(self, message: str, skipped: list[dict] | None = None):
+        super().__init__(message)
+        self.skipped = skipped or []
+
+
+def json_errors(command):
+    """``command(args)``, whose failure with ``--json`` also prints ``{"error", "files_skipped"}`` on stdout:
+    a script reading stdout still gets one JSON object, last."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except CommandError as exc:
+            if args.json:
+                print(json.dumps({"error": str(exc), "files_skipped": exc.skipped}, ensure_ascii=False))
+            raise
+
+    return run
+
+
+def ask(question: str) -> bool:
+    """A yes/no question on the terminal; anything but y/yes (or end of input) is no."""
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
