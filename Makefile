@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 EXAMPLE_DIR := data/example
 DEMO_OUT := out/demo
+# The demo keeps its model in a library of its own (not the user's), under a name unique to this run.
+DEMO_LIBRARY := $(DEMO_OUT)/library
+DEMO_RUN := demo-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: setup demo test clean
 
@@ -26,7 +29,11 @@ demo: setup
 	$(BIN)/python benchmarks/roundtrip.py $(EXAMPLE_DIR)
 	$(BIN)/distill prepare $(EXAMPLE_DIR) --expansion 1 --yes
 	$(BIN)/distill prepare $(EXAMPLE_DIR) --expansion 1 --yes
-	$(BIN)/distill train $(EXAMPLE_DIR) --preset tiny --yes
+	$(BIN)/distill train $(EXAMPLE_DIR) --preset tiny --yes --name $(DEMO_RUN) --library $(DEMO_LIBRARY)
+	$(BIN)/distill model info $(DEMO_RUN) --library $(DEMO_LIBRARY)
+	$(BIN)/distill generate $(DEMO_RUN) --library $(DEMO_LIBRARY) -n 3 -d 4 --seed 1 -o $(DEMO_OUT)/generated
+	$(BIN)/distill generate $(DEMO_RUN) --library $(DEMO_LIBRARY) -d 20 --seed 7 --evolution 0.8 \
+		--slider 1=6 --format flac --bit-depth 24 --title "distill demo" -o $(DEMO_OUT)/generated
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -59,9 +59,10 @@ def _safe(name: str) -> str:
 
 
 def _free_path(folder: Path, stem: str, extension: str, taken: set[Path]) -> Path:
-    """``folder/stem.ext``, or ``stem-2.ext``, … — never an existing file or one of this batch."""
+    """``folder/stem.ext``, or ``stem-2.ext``, … — never an existing file or one of this batch, and never
+    a name whose sidecar (``<name>.json``) exists: a take's sidecar must not replace someone's file either."""
     path, n = folder / f"{stem}{extension}", 1
-    while path.exists() or path in taken:
+    while path.exists() or path.with_name(f"{path.name}.json").exists() or path in taken:
         n += 1
         path = folder / f"{stem}-{n}{extension}"
     taken.add(path)
@@ -146,16 +147,17 @@ def _reconstruct(args: argparse.Namespace) -> int:
         else 48000
     if out is None:
         out = Path(f"{Path(args.input).stem}.{_safe(model.identity['name'])}.wav")
-    if out.exists() and not args.overwrite:
-        raise CommandError(f"{out}: exists; pass --overwrite to replace it")
+    for existing in (out, Path(f"{out}.json")):
+        if existing.exists() and not args.overwrite:
+            raise CommandError(f"{existing}: exists; pass --overwrite to replace it")
     options = ExportOptions(format=fmt, sample_rate=rate, comment=f"distill model {model.identity['name']}: "
                             f"reconstruction of {Path(args.input).name}")
     rendering = model.reconstruct(audio, model.sample_rate)
     sidecar = {"model": model.identity, "input": str(args.input), "duration": len(audio) / model.sample_rate,
                "export": {"format": fmt, "sample_rate": rate, "bit_depth": options.resolved_bit_depth}}
     try:
-        if out.exists():
-            out.unlink()
+        # No unlink first: write_takes renames onto the old file only once the new one is complete,
+        # so a failed export (or an interrupted one) leaves the file being replaced as it was.
         [written] = write_takes([Take(out, rendering, model.sample_rate, options, sidecar)])
     except (ValueError, OSError) as exc:
         raise CommandError(str(exc)) from None

@@ -72,3 +72,12 @@ def test_training_benchmarks_report_json(tmp_path, example_dir):
     assert proc.returncode == 0, proc.stderr
     (result,) = json.loads(proc.stdout)["results"]
     assert result["epochs"] >= 1 and result["curve"][0]["val_mrstft"] > result["ceiling_mrstft"] > 0
+
+
+def test_generation_benchmark_reports_json():
+    proc = subprocess.run([sys.executable, "benchmarks/generate.py", "--seconds", "1", "--presets", "tiny",
+                           "--repeats", "1", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert results and all(r["realtime_factor"] > 0 and r["total_seconds"] > 0 for r in results)
+    assert {r["threads"] for r in results} >= {1}

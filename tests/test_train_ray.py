@@ -89,6 +89,30 @@ def test_a_ray_train_run_writes_checkpoints_metrics_previews_and_a_report(uninte
     assert payload["stats"]["mean"].shape == (2, 128)
 
 
+def test_the_finished_run_is_a_model_file_in_the_library(uninterrupted):
+    """The run's best weights, config, statistics, sliders and report, kept in the user's library."""
+    from distill.library import Library
+    from distill.loaded_model import LoadedModel
+    from distill.model_file import load
+
+    run = Path(uninterrupted.run_dir)
+    report = json.loads((run / "report.json").read_text())
+    assert report["model_file"].endswith("model.distill")
+    kept = uninterrupted.model
+    assert kept["name"] == "straight" and kept["library"] == str(Library.open().display)
+    entry = Library.open().resolve(kept["id"])
+    mf = Library.open().load(entry.id)
+    assert mf.meta["report"]["val_mrstft"] == report["val_mrstft"]
+    assert mf.meta["training"]["epochs"] == 2 and mf.meta["training"]["stopped"] == "completed"
+    assert mf.lineage == json.loads((run / "run.json").read_text())["lineage"]
+    best = load_checkpoint(RunFolder.open(uninterrupted.run_dir).store, "checkpoints/best.pt")["model"]
+    assert all(torch.equal(mf.weights[k], best[k]) for k in best)
+    assert mf.analysis is not None and len(mf.analysis["sliders"]) >= 1
+    assert load(run / "model.distill").weights.keys() == mf.weights.keys()
+    take = LoadedModel.load(kept["id"], device="cpu").generate(1.0, seed=1)
+    assert take.audio.shape == (48000,) and np.isfinite(take.audio).all()
+
+
 def test_resume_continues_from_the_latest_checkpoint_exactly(small_dir, tmp_path, uninterrupted):
     # The first attempt dies after epoch 1 (as a crash or kill -9 would; no retries allowed) ...
     with pytest.raises(TrainError, match="interrupted on purpose"):
@@ -157,5 +181,13 @@ def test_five_very_short_files_train(tmp_path):
         n = int(seconds * 48000)
         tone = 0.3 * np.sin(2 * np.pi * (220 * (i + 1)) * t[:n]) + 0.01 * rng.standard_normal(n)
         sf.write(data / f"clip{i}.wav", tone.astype(np.float32), 48000)
-    result = _train(data, tmp_path / "runs", "short", overrides={**OVERRIDES, "train": {"epochs": 1, "batch_size": 4}})
-    assert result.stopped == "completed" and np.isfinite(result.val_mrstft)
+    # A time budget shorter than one epoch: training stops after the first, and the model is kept.
+    result = _train(data, tmp_path / "runs", "short",
+                    overrides={**OVERRIDES, "train": {"epochs": 3, "batch_size": 4, "max_minutes": 0.001}})
+    assert result.stopped == "time_budget" and result.epochs == 1 and np.isfinite(result.val_mrstft)
+    from distill.library import Library
+
+    mf = Library.open().load(result.model["id"])
+    assert mf.meta["training"]["stopped"] == "time_budget"
+    analysis = mf.analysis  # five clips of under 2 s: one chunk each, fewer in training
+    assert 1 <= len(analysis["sliders"]) <= analysis["chunks"] - 1
