@@ -11,8 +11,9 @@
    to each of ``POSITIONS``, measure the audio descriptors (:mod:`distill.descriptors`) and take
    the Spearman ρ of each against the position. A slider is named after a descriptor only when
    ``|ρ| ≥ RHO_THRESHOLD`` (the relation is monotonic), strongest first; a second slider that
-   also passes for a name already given becomes "brightness 2"; the rest are "Axis N". A slider whose descriptor *falls* as it moves up is flipped, so that
-   "brightness +10" is always the bright end.
+   also passes for a name already given becomes "brightness 2"; the rest are "Axis N". A slider
+   whose descriptor *falls* as it moves up is flipped, so that "brightness +10" is always the
+   bright end.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def spearman(positions: np.ndarray, values: np.ndarray) -> float:
     return float(spearmanr(positions, values).statistic)
 
 
-def assign_labels(rhos: list[dict[str, float]], threshold: float = RHO_THRESHOLD) -> list[tuple[str | None, str | None]]:
+def assign_labels(rhos: list[dict[str, float]],
+                  threshold: float = RHO_THRESHOLD) -> list[tuple[str | None, str | None]]:
     """``(label, descriptor)`` per slider: ``(None, None)`` when no descriptor passes ``threshold``.
 
     Strongest |ρ| first, each descriptor named once ("brightness"); a slider whose passing
@@ -95,7 +97,7 @@ def assign_labels(rhos: list[dict[str, float]], threshold: float = RHO_THRESHOLD
         if chosen[i] is None and name not in chosen:
             chosen[i] = name
     labels: list[tuple[str | None, str | None]] = []
-    for i, rho in enumerate(rhos):
+    for i in range(len(rhos)):
         if chosen[i] is not None:
             labels.append((chosen[i], chosen[i]))
             continue

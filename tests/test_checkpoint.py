@@ -4,8 +4,7 @@ import pytest
 import torch
 from test_model_and_loss import SMALL, _loss_setup
 
-from distill.checkpoint import (BEST, CheckpointError, epoch_path, latest_checkpoint, load_checkpoint,
-                                save_checkpoint)
+from distill.checkpoint import BEST, CheckpointError, epoch_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from distill.model import ModelConfig, SpectrogramVAE
 from distill.storage import Store
 from distill.train_loop import LoopState, TrainConfig, train_loop

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from distill.quality import spectral_convergence
-from distill.representation import (SpectralConfig, analyze, band_geometry, bin_frequencies, linear_magnitude,
-                                    synthesize)
+from distill.representation import SpectralConfig, analyze, band_geometry, bin_frequencies, linear_magnitude, synthesize
 from distill.stft import istft
 
 SR = 48000
