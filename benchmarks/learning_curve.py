@@ -35,7 +35,7 @@ def run_variant(folder: Path, preset: str, minutes: float, last: int, val_fracti
                  "run": {"preview_every": 0, "num_previews": 0}}
     started = time.perf_counter()
     result = train_model(str(folder), preset=preset, overrides=overrides, name=f"width-{last}",
-                         storage=str(storage), yes=True)
+                         storage=str(storage), library=str(storage / "library"), yes=True)  # not the user's
     rows = RunFolder.open(result.run_dir).read_metrics()
     params = sum(p.numel() for p in SpectrogramVAE(ModelConfig(channels=tuple(channels))).parameters())
     return {"last_width": last, "parameters": params, "epochs": len(rows),

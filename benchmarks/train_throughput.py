@@ -75,7 +75,8 @@ def run_plain(folder: Path, overrides: dict, preset: str, storage: Path, device:
 def run_ray(folder: Path, overrides: dict, preset: str, storage: Path, workers: int) -> dict:
     started = time.perf_counter()
     result = train_model(str(folder), preset=preset, overrides=overrides, name=f"ray{workers}",
-                         storage=str(storage), workers=workers, num_cpus=None, yes=True)
+                         storage=str(storage), workers=workers, num_cpus=None, yes=True,
+                         library=str(storage / "library"))  # the benchmark's models stay out of the user's library
     rows = RunFolder.open(result.run_dir).read_metrics()
     return _summary(f"ray{workers}", rows, workers, time.perf_counter() - started)
 

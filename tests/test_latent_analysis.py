@@ -115,3 +115,29 @@ def test_analysis_of_a_five_file_collection(five_files):
     assert [s.label for s in restored.sliders] == [s.label for s in space.sliders]
     with pytest.raises(AnalysisError, match="at least 2"):
         fit_latent_space(model, spec[:1], stats, cfg.prepare.spectral)
+
+
+def test_model_analyze_refits_the_sliders_from_a_folder(five_files, tmp_path, capsys):
+    """`distill model analyze MODEL DIR` replaces a model's analysis in the library, keeping its id."""
+    import json
+
+    from distill.cli import main
+    from distill.library import Library
+    from distill.model_file import ModelFile
+
+    cfg = preset_config("tiny", None, None)
+    torch.manual_seed(1)
+    n_mels = cfg.prepare.spectral.n_mels
+    stats = SpectralStats(torch.full((2, n_mels), -6.0), torch.full((2, n_mels), 2.0))
+    mf = ModelFile.create(SpectrogramVAE(cfg.model), cfg, stats, name="no-sliders", lineage="x")
+    library = Library.open(str(tmp_path / "lib"))
+    entry = library.add(mf)
+    assert library.load(entry.id).analysis is None
+    code = main(["model", "analyze", "no-sliders", str(five_files), "--library", str(tmp_path / "lib"), "--json"])
+    assert code == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["id"] == entry.id and 1 <= len(info["sliders"]) <= 8
+    analysis = library.load(entry.id).analysis
+    assert analysis["files"] == 5 and len(analysis["sliders"]) == len(info["sliders"])
+    code = main(["model", "analyze", "no-sliders", str(tmp_path / "nowhere"), "--library", str(tmp_path / "lib")])
+    assert code == 1 and "not a folder" in capsys.readouterr().err

@@ -101,7 +101,8 @@ def test_interrupted_and_killed_training_resumes_from_the_last_checkpoint(tmp_pa
     assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
     summary = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert summary["stopped"] == "completed" and summary["epochs"] == 4
-    assert set(summary) == {"run_dir", "checkpoint", "epochs", "val_mrstft", "ceiling_mrstft", "stopped"}
+    assert set(summary) == {"run_dir", "checkpoint", "epochs", "val_mrstft", "ceiling_mrstft", "stopped", "model"}
+    assert summary["model"]["name"] == "k" and len(summary["model"]["id"]) == 12  # kept in the library
     assert summary["val_mrstft"] > summary["ceiling_mrstft"] > 0
     epochs = [int(line.split(",")[0]) for line in
               (folder / ".distill/runs/k/metrics.csv").read_text().splitlines()[1:]]
