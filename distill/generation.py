@@ -24,7 +24,10 @@ from distill.model import DOWNSAMPLE, SpectrogramVAE
 
 MIN_SECONDS = 0.1
 MAX_SECONDS = 600.0  # 10 minutes: one synthesis of that length peaks at ~4 GB on CPU (measured)
-WINDOW_STEPS = 16  # latent steps per decoded window (512 frames, 5.5 s at the defaults)
+# Latent steps per decoded window (2048 frames, 22 s at the defaults): a window's activations stay
+# well under 100 MB even for the widest preset, and takes up to 22 s decode in one call (10 s in
+# 16-step windows decoded 48 steps for 30; this halved the tiny model's decode time).
+WINDOW_STEPS = 64
 OVERLAP_STEPS = 4  # steps shared by neighbouring windows
 MARGIN_STEPS = 1  # steps at each window edge that get no weight (they see the decoder's padding)
 WANDER_STEPS = 4.0  # correlation time of the wandering trajectory, in latent steps (1.4 s at the defaults)
@@ -61,12 +64,15 @@ def latent_trajectory(space: LatentSpace, steps: int, seed: int, evolution: floa
     return z.float()
 
 
-def _window_starts(steps: int, window: int, overlap: int) -> list[int]:
+def plan_windows(steps: int, window: int = WINDOW_STEPS, overlap: int = OVERLAP_STEPS) -> tuple[int, list[int]]:
+    """``(length, starts)`` of the fewest windows of at most ``window`` steps that cover ``steps`` with
+    neighbours overlapping by ``overlap``, all of one length (so a take just over one window long
+    decodes two short windows, not two long ones that mostly overlap). The last ends at ``steps``."""
     if steps <= window:
-        return [0]
-    stride = window - overlap
-    starts = list(range(0, steps - window, stride))
-    return [*starts, steps - window]  # the last window ends exactly at the end
+        return steps, [0]
+    count = -(-(steps - overlap) // (window - overlap))
+    length = -(-(steps + (count - 1) * overlap) // count)
+    return length, [min(i * (length - overlap), steps - length) for i in range(count)]
 
 
 def _ramp(length: int, fade: int, margin: int, rise: bool) -> torch.Tensor:
@@ -92,15 +98,15 @@ def decode_long(model: SpectrogramVAE, z: torch.Tensor, frames: int, window: int
     if frames > steps * DOWNSAMPLE:
         raise ValueError(f"{frames} frames need at least {math.ceil(frames / DOWNSAMPLE)} latent steps, got {steps}")
     device = next(model.parameters()).device
-    starts = _window_starts(steps, window, overlap)
+    length, starts = plan_windows(steps, window, overlap)
     if len(starts) == 1:
         return model.decode(z[None].to(device), frames).float().cpu()
-    span, margin = window * DOWNSAMPLE, MARGIN_STEPS * DOWNSAMPLE
+    span, margin = length * DOWNSAMPLE, MARGIN_STEPS * DOWNSAMPLE
     fade = (overlap - 2 * MARGIN_STEPS) * DOWNSAMPLE
     total = torch.zeros(1, 2, model.cfg.n_mels, steps * DOWNSAMPLE, dtype=torch.float64)
     weight = torch.zeros(steps * DOWNSAMPLE, dtype=torch.float64)
     for i, start in enumerate(starts):
-        part = model.decode(z[None, :, start:start + window].to(device), span).double().cpu()
+        part = model.decode(z[None, :, start:start + length].to(device), span).double().cpu()
         w = torch.ones(span, dtype=torch.float64)
         if i > 0:
             w = w * _ramp(span, fade, margin, rise=True)

@@ -8,12 +8,11 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from distill.generation import (
-    OVERLAP_STEPS,
     WINDOW_STEPS,
-    _window_starts,
     decode_long,
     encode_long,
     latent_trajectory,
+    plan_windows,
 )
 from distill.inference import model_to_audio
 from distill.latent_space import LatentSpace, Slider, SliderError
@@ -113,14 +112,14 @@ def test_windowed_decode_has_no_seams(tiny_file):
     z = torch.randn(tiny_file.config.model.latent_dim, steps, generator=torch.Generator().manual_seed(0))
     z = torch.nn.functional.avg_pool1d(z[None], 3, 1, 1, count_include_pad=False)[0]  # a smooth trajectory
     frames = steps * DOWNSAMPLE - 7
-    starts = _window_starts(steps, WINDOW_STEPS, OVERLAP_STEPS)
+    length, starts = plan_windows(steps)
     assert len(starts) >= 4
     windowed = decode_long(model, z, frames)
     assert windowed.shape == (1, 2, tiny_file.config.model.n_mels, frames)
     change = _frame_change(windowed)
     joins = np.zeros(len(change), bool)
-    for s in starts[1:]:
-        joins[s * DOWNSAMPLE:(s + OVERLAP_STEPS) * DOWNSAMPLE] = True
+    for previous, s in zip(starts, starts[1:], strict=False):
+        joins[s * DOWNSAMPLE:(previous + length) * DOWNSAMPLE] = True
     assert change[joins].max() <= 1.5 * change[~joins].max(), (change[joins].max(), change[~joins].max())
 
 
@@ -174,12 +173,14 @@ def test_no_clicks_where_windows_join(tiny_file):
     player = LoadedModel(tiny_file, "cpu")
     player.model = _WindowDependentDecoder(tiny_file.config.model)
     spectral, hop = player.spectral, player.spectral.hop_length
-    take = player.generate(30.0, seed=5, evolution=1.0)
+    take = player.generate(60.0, seed=5, evolution=1.0)
     steps = -(-spectral.num_frames(len(take.audio)) // DOWNSAMPLE)
     spikes = _spikes(take.audio)
     at_joins = np.zeros(len(spikes), bool)
-    for s in _window_starts(steps, WINDOW_STEPS, OVERLAP_STEPS)[1:]:
-        at_joins[s * DOWNSAMPLE * hop:(s + OVERLAP_STEPS) * DOWNSAMPLE * hop] = True
+    length, starts = plan_windows(steps)
+    assert len(starts) >= 2
+    for previous, s in zip(starts, starts[1:], strict=False):
+        at_joins[s * DOWNSAMPLE * hop:(previous + length) * DOWNSAMPLE * hop] = True
     z = latent_trajectory(player.space, steps, 5, 1.0)
     pieces = []
     with torch.no_grad():
