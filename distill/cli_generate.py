@@ -103,19 +103,26 @@ def _generate(args: argparse.Namespace) -> int:
     folder = _output_folder(args.out)
     model = _load(args)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    try:
-        takes = model.generate_takes(args.count, args.duration, seed, sliders=sliders, evolution=args.evolution)
+    try:  # every field checked before anything is generated or written
+        model.check_request(args.duration, sliders, args.evolution)
     except ValueError as exc:  # duration, evolution, unknown slider or value out of range
         raise CommandError(str(exc)) from None
+    takes = []
     taken: set[Path] = set()
-    pending = []
-    for take in takes:
-        take_options = replace(options, comment=_comment(take, model))
-        path = _free_path(folder, f"{_safe(model.identity['name'])}-seed{take.seed}", default_extension(args.format),
-                          taken)
-        pending.append(Take(path, take.audio, take.sample_rate, take_options, _sidecar(take, take_options, model)))
+
+    def pending():
+        """One take at a time, generated as the writer asks for it (bounded memory for long batches)."""
+        for i in range(args.count):
+            take = model.generate(args.duration, seed + i, sliders=sliders, evolution=args.evolution)
+            takes.append(take)
+            take_options = replace(options, comment=_comment(take, model))
+            path = _free_path(folder, f"{_safe(model.identity['name'])}-seed{take.seed}",
+                              default_extension(args.format), taken)
+            yield Take(path, take.audio, take.sample_rate, take_options, _sidecar(take, take_options, model))
+            takes[-1] = replace(take, audio=take.audio[:0])  # the writer has encoded it: keep the metadata only
+
     try:
-        written = write_takes(pending)
+        written = write_takes(pending())
     except ValueError as exc:  # ExportError: unwritable folder, encoder failure (nothing is left behind)
         raise CommandError(str(exc)) from None
     if args.json:

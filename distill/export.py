@@ -19,7 +19,7 @@ import json
 import os
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -193,31 +193,34 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, source_rate: int,
     return write_takes([Take(path, audio, source_rate, options or ExportOptions(), sidecar)])[0]
 
 
-def write_takes(takes: Sequence[Take]) -> list[ExportedFile]:
+def write_takes(takes: Iterable[Take]) -> list[ExportedFile]:
     """Write several takes all-or-nothing: every take (and sidecar) is encoded to a temporary file in
     its destination folder first, and only when all succeeded are they renamed onto their names.
 
+    ``takes`` may be a generator: each take is rendered and encoded as it arrives, so only one
+    take's audio is in memory at a time (ten 10-minute takes would otherwise hold 1.2 GB).
     On any failure the temporary files, any final files already renamed and any folder created here
     are removed, and an :class:`ExportError` naming the field or the path is raised.
     """
-    plans = []  # (take, final audio path, sidecar path | None, sidecar bytes | None)
-    for take in takes:
-        take.options.validate()
-        final = Path(take.path)
-        side = None if take.sidecar is None else final.with_name(final.name + ".json")
-        for target in (final, side):
-            if target is not None and target.is_dir():
-                raise ExportError(target, "is a folder, not a file")
-        plans.append((take, final, side, None if side is None else _sidecar_bytes(take.sidecar, side)))
-    finals = [p.absolute() for _, final, side, _ in plans for p in (final, side) if p is not None]
-    if len(set(finals)) != len(finals):
-        raise ExportError("takes", "two takes would be written to the same file")
     created: list[Path] = []  # folders made here, removed again on failure
     staged: list[tuple[Path, Path]] = []  # (temporary, final)
     done: list[Path] = []
+    finals: set[Path] = set()
     results, current = [], None
     try:
-        for take, final, side, blob in plans:
+        for take in takes:
+            take.options.validate()
+            final = Path(take.path)
+            side = None if take.sidecar is None else final.with_name(final.name + ".json")
+            for target in (final, side):
+                if target is None:
+                    continue
+                if target.is_dir():
+                    raise ExportError(target, "is a folder, not a file")
+                if target.absolute() in finals:
+                    raise ExportError("takes", "two takes would be written to the same file")
+                finals.add(target.absolute())
+            blob = None if side is None else _sidecar_bytes(take.sidecar, side)
             current = final
             missing = [p for p in (final.parent, *final.parent.parents) if not p.exists()]
             created.extend(missing)

@@ -107,14 +107,24 @@ class LoadedModel:
         x = decode_long(self.model, z, frames).to(self.device)
         return model_to_audio(x, self.stats, self.spectral, length=samples)[0].cpu().numpy()
 
+    def check_request(self, duration: float, sliders: dict[str | int, float] | None = None,
+                      evolution: float = DEFAULT_EVOLUTION, max_duration: float = MAX_SECONDS) -> np.ndarray:
+        """Validate a request without generating; returns the sliders' latent offset.
+
+        :class:`GenerationError` or :class:`~distill.latent_space.SliderError` (both ``ValueError``)
+        name the bad field.
+        """
+        check_duration(duration, max_duration)
+        if isinstance(evolution, bool) or not isinstance(evolution, int | float) or not 0.0 <= evolution <= 1.0:
+            raise GenerationError(f"evolution must be in 0…1, got {evolution!r}")
+        return self.space.offset(dict(sliders or {}))
+
     def generate(self, duration: float, seed: int = 0, sliders: dict[str | int, float] | None = None,
                  evolution: float = DEFAULT_EVOLUTION, max_duration: float = MAX_SECONDS) -> Take:
         """``duration`` seconds of new sound from ``seed``; ``sliders`` by label or 1-based index, −10…+10."""
-        duration = check_duration(duration, max_duration)
-        if not isinstance(evolution, int | float) or not 0.0 <= evolution <= 1.0:
-            raise GenerationError(f"evolution must be in 0…1, got {evolution!r}")
         sliders = dict(sliders or {})
-        offset = self.space.offset(sliders)  # SliderError (a ValueError) names a bad slider
+        offset = self.check_request(duration, sliders, evolution, max_duration)
+        duration = float(duration)
         samples = max(1, round(duration * self.sample_rate))
         steps = -(-self._frames(samples) // DOWNSAMPLE)
         z = latent_trajectory(self.space, steps, seed, float(evolution), offset)
