@@ -20,7 +20,7 @@ from distill.cli_common import EXIT_OK, CommandError, ask, json_errors
 
 def add_model_commands(sub) -> None:
     """Register ``distill model …`` on the subparsers ``sub`` of the main parser."""
-    model = sub.add_parser("model", help="the model library: list, info, delete, rename, import, export")
+    model = sub.add_parser("model", help="the model library: list, info, delete, rename, import, export, analyze")
     actions = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
 
     p = actions.add_parser("list", help="list the models (newest first), optionally those matching QUERY")
