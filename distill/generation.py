@@ -23,7 +23,7 @@ from distill.latent_space import LatentSpace
 from distill.model import DOWNSAMPLE, SpectrogramVAE
 
 MIN_SECONDS = 0.1
-MAX_SECONDS = 600.0  # 10 minutes: one synthesis of that length peaks at ~4 GB on CPU (measured)
+MAX_SECONDS = 600.0  # 10 minutes (1.1 GB peak on CPU with block synthesis, measured)
 # Latent steps per decoded window (2048 frames, 22 s at the defaults): a window's activations stay
 # well under 100 MB even for the widest preset, and takes up to 22 s decode in one call (10 s in
 # 16-step windows decoded 48 steps for 30; this halved the tiny model's decode time).

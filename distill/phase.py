@@ -85,11 +85,14 @@ def cumsum_phase(magnitude: torch.Tensor, freqs: torch.Tensor, n_fft: int, hop_l
 
 
 def _pghi_parts(magnitude: torch.Tensor, freqs: torch.Tensor, n_fft: int, hop_length: int, seed: int,
-                tolerance_db: float, unstable_bins: float | None):
+                tolerance_db: float, unstable_bins: float | None, peak: torch.Tensor | None = None,
+                table: torch.Tensor | None = None):
     """What both PGHI variants share: peak anchors, frequency-direction offsets, and the random mask.
 
     Returns ``anchor`` (long), ``offset`` = integral(bin) - integral(anchor) (rad), ``randomise``
-    (bool) and a random phase table, all ``(B, N, K)`` (the table ``(N, K)``).
+    (bool) and a random phase table, all ``(B, N, K)`` (the table ``(N, K)``). ``peak`` (each item's
+    loudest bin, ``(B, 1, 1)``) and ``table`` default to this signal's own; a block of a longer
+    signal passes the whole signal's.
     """
     log_mag = torch.log(magnitude + 1e-9)
     # d/dn log|X| by central differences (linear extrapolation at the edges).
@@ -103,11 +106,12 @@ def _pghi_parts(magnitude: torch.Tensor, freqs: torch.Tensor, n_fft: int, hop_le
     mag = magnitude.detach()
     anchor = _peak_anchor(mag)
     offset = integral - integral.gather(-1, anchor)
-    randomise = mag < mag.amax(dim=(1, 2), keepdim=True) * 10 ** (-tolerance_db / 20)
+    peak = mag.amax(dim=(1, 2), keepdim=True) if peak is None else peak
+    randomise = mag < peak * 10 ** (-tolerance_db / 20)
     if unstable_bins is not None:
         jump = (freqs[:, 1:] - freqs[:, :-1]).abs().detach()
         randomise = randomise | (torch.cat([jump[:, :1], jump], dim=1) >= unstable_bins)
-    return anchor, offset, randomise, _random_phase(magnitude, seed)
+    return anchor, offset, randomise, _random_phase(magnitude, seed) if table is None else table
 
 
 def pghi_fast_phase(magnitude: torch.Tensor, freqs: torch.Tensor, n_fft: int, hop_length: int,
@@ -135,21 +139,52 @@ def pghi_phase(magnitude: torch.Tensor, freqs: torch.Tensor, n_fft: int, hop_len
     by ``unstable_bins`` or more between frames (``None``: never): that is noise, and locking noise
     to a peak's phase turns it into a buzz at the frame rate.
     """
-    anchor, offset, randomise, table = _pghi_parts(magnitude, freqs, n_fft, hop_length, seed, tolerance_db,
-                                                   unstable_bins)
+    parts = _pghi_parts(magnitude, freqs, n_fft, hop_length, seed, tolerance_db, unstable_bins)
+    phase, _ = _pghi_integrate(*parts, n_fft, hop_length, freqs, carry=None, first_frame=0)
+    return phase
+
+
+def pghi_phase_block(magnitude: torch.Tensor, freqs: torch.Tensor, n_fft: int, hop_length: int, *,
+                     first: int, count: int, carry: torch.Tensor | None, first_frame: int, peak: torch.Tensor,
+                     table: torch.Tensor, tolerance_db: float = 90.0,
+                     unstable_bins: float | None = 4.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`pghi_phase` of frames ``first … first + count`` of a block of a longer signal.
+
+    ``magnitude``/``freqs`` ``(B, F, K)`` hold those frames plus one frame of context on each side
+    where the signal has one (for the time derivative and the frequency jump); ``carry`` is the
+    previous block's last un-randomised phase ``(B, K)`` (``None`` for the signal's first block),
+    ``first_frame`` the block's first frame in the whole signal, ``peak`` ``(B, 1, 1)`` the whole
+    signal's loudest bin per item and ``table`` ``(count, K)`` the whole signal's random phases for
+    these frames. Returns the phase ``(B, count, K)`` (torch convention) and the new carry. Block
+    by block this gives what one call of :func:`pghi_phase` gives on the whole signal.
+    """
+    anchor, offset, randomise, _ = _pghi_parts(magnitude, freqs, n_fft, hop_length, 0, tolerance_db, unstable_bins,
+                                               peak=peak, table=table)
+    keep = slice(first, first + count)
+    return _pghi_integrate(anchor[:, keep], offset[:, keep], randomise[:, keep], table, n_fft, hop_length,
+                           freqs[:, keep], carry=carry, first_frame=first_frame)
+
+
+def _pghi_integrate(anchor: torch.Tensor, offset: torch.Tensor, randomise: torch.Tensor, table: torch.Tensor,
+                    n_fft: int, hop_length: int, freqs: torch.Tensor, carry: torch.Tensor | None,
+                    first_frame: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recurrence along frames; returns the phase (torch convention) and the last raw frame."""
     advance = (2 * math.pi * hop_length / n_fft) * freqs
     # gather(previous + advance) + offset == gather(previous) + (gather(advance) + offset): the second
     # term needs no recurrence, so the loop is one gather and one add per frame.
     increment = advance.gather(-1, anchor) + offset
-    frames = [offset[:, 0]]
+    start = 0 if carry is not None else 1
+    frames = [] if carry is not None else [offset[:, 0]]
+    previous = carry if carry is not None else frames[0]
     # unbind once: indexing [:, n] inside the loop costs more than the gather it feeds on CPU.
-    for n, (anchor_n, increment_n) in enumerate(zip(anchor.unbind(1)[1:], increment.unbind(1)[1:]), start=1):
-        current = frames[-1].gather(-1, anchor_n) + increment_n
+    for n, (anchor_n, increment_n) in enumerate(zip(anchor.unbind(1)[start:], increment.unbind(1)[start:]),
+                                                start=first_frame + start):
+        previous = previous.gather(-1, anchor_n) + increment_n
         if n % _WRAP_EVERY == 0:
-            current = torch.remainder(current, 2 * math.pi)  # keep float32 precision on long signals
-        frames.append(current)
+            previous = torch.remainder(previous, 2 * math.pi)  # keep float32 precision on long signals
+        frames.append(previous)
     phase = torch.where(randomise, table, torch.stack(frames, dim=1))
-    return to_torch_convention(phase)
+    return to_torch_convention(phase), previous
 
 
 _WRAP_EVERY = 8  # frames between wraps; 8 hops advance at most ~1.3e4 rad, exact to ~1e-3 in float32

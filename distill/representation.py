@@ -28,11 +28,16 @@ import torch
 from distill import mel as melscale
 from distill import phase as phase_rec
 from distill.spectral_config import PHASE_METHOD_NAMES, SpectralConfig
-from distill.stft import istft, polar, stft
+from distill.stft import OverlapAdd, istft, polar, stft
 
 PHASE_METHODS = phase_rec.METHODS
 assert set(PHASE_METHODS) == set(PHASE_METHOD_NAMES), "spectral_config and phase disagree"
 _POWER_EPS = 1e-20  # bin power treated as silence when rebuilding linear magnitude
+# Above this many frames (44 s at the defaults) synthesis without autograd runs in blocks of
+# BLOCK_FRAMES, carrying the phase across, so memory stays bounded: one 10-minute synthesis at once
+# peaked at 4.2 GB (several frames × bins tensors); the result is the same to float rounding.
+LONG_FRAMES = 4096
+BLOCK_FRAMES = 2048
 
 
 @dataclass(frozen=True)
@@ -211,10 +216,43 @@ def synthesize(spec: torch.Tensor, cfg: SpectralConfig = SpectralConfig(), lengt
     if spec.dim() != 4 or spec.shape[1] != 2 or spec.shape[2] != cfg.n_mels:
         raise ValueError(f"spec must have shape (batch, 2, {cfg.n_mels}, frames), got {tuple(spec.shape)}")
     method = cfg.phase if method is None else method
+    length = (spec.shape[-1] - 1) * cfg.hop_length if length is None else length
+    if method == "pghi" and spec.shape[-1] > LONG_FRAMES and not (torch.is_grad_enabled() and spec.requires_grad):
+        return synthesize_in_blocks(spec, cfg, length, BLOCK_FRAMES, **phase_options)
     magnitude = _magnitude_frames_first(spec, cfg)
     freqs = _bin_frequencies_frames_first(spec, cfg)
     phase = phase_rec.reconstruct(method, magnitude, freqs, cfg.n_fft, cfg.hop_length, seed=cfg.seed,
                                   **phase_options)
     complex_spec = polar(magnitude, phase).transpose(1, 2)
-    length = (spec.shape[-1] - 1) * cfg.hop_length if length is None else length
     return istft(complex_spec, cfg.n_fft, cfg.hop_length, length=length)
+
+
+@torch.no_grad()
+def synthesize_in_blocks(spec: torch.Tensor, cfg: SpectralConfig, length: int, block_frames: int = BLOCK_FRAMES,
+                         **phase_options) -> torch.Tensor:
+    """:func:`synthesize` with PGHI, ``block_frames`` frames at a time: ``(B, 2, n_mels, N)`` → ``(B, length)``.
+
+    Each block sees one frame of context on each side (the phase's time derivative and frequency
+    jump), continues the previous block's phase (:func:`distill.phase.pghi_phase_block`), takes
+    the whole signal's loudest bin (a first, cheap pass) and its rows of the one random-phase
+    table (drawn in order from the same seed), and is overlap-added into the output
+    (:class:`distill.stft.OverlapAdd`). Memory: the output plus one block.
+    """
+    frames = spec.shape[-1]
+    blocks = [(a, min(frames, a + block_frames)) for a in range(0, frames, block_frames)]
+    peak = torch.stack([_magnitude_frames_first(spec[..., a:b], cfg).amax(dim=(1, 2), keepdim=True)
+                        for a, b in blocks]).amax(dim=0)
+    generator = torch.Generator(device="cpu").manual_seed(cfg.seed)  # the rows phase._random_phase draws
+    ola = OverlapAdd(spec.shape[0], frames, cfg.n_fft, cfg.hop_length, spec.device, spec.dtype)
+    carry = None
+    for a, b in blocks:
+        lo, hi = max(0, a - 1), min(frames, b + 1)
+        context = spec[..., lo:hi]
+        magnitude = _magnitude_frames_first(context, cfg)
+        freqs = _bin_frequencies_frames_first(context, cfg)
+        table = torch.rand((b - a, cfg.n_bins), generator=generator, dtype=torch.float32) * (2 * math.pi)
+        phase, carry = phase_rec.pghi_phase_block(
+            magnitude, freqs, cfg.n_fft, cfg.hop_length, first=a - lo, count=b - a, carry=carry, first_frame=a,
+            peak=peak, table=table.to(magnitude.device, magnitude.dtype), **phase_options)
+        ola.add(polar(magnitude[:, a - lo:b - lo], phase).transpose(1, 2), a)
+    return ola.result(length)

@@ -42,6 +42,46 @@ def istft(spec: torch.Tensor, n_fft: int, hop_length: int, length: int | None = 
     return wave * (1.0 / magnitude_scale(n_fft))
 
 
+class OverlapAdd:
+    """:func:`istft` assembled block by block: add the complex frames of a long signal a block at a
+    time and read the audio at the end; only the output (and one block) is ever in memory.
+
+    What ``torch.istft(center=True)`` does, written out: each frame's inverse FFT times the window,
+    overlap-added at ``n · hop - n_fft / 2``, divided by the overlap-added squared window; the
+    result equals :func:`istft` of all frames at once to float rounding.
+    """
+
+    def __init__(self, batch: int, frames: int, n_fft: int, hop_length: int, device=None,
+                 dtype: torch.dtype = torch.float32):
+        self.n_fft, self.hop = n_fft, hop_length
+        self.window = hann_window(n_fft, device, dtype)
+        size = (frames - 1) * hop_length + n_fft
+        self.out = torch.zeros(batch, size, device=device, dtype=dtype)
+        self.envelope = torch.zeros(size, device=device, dtype=dtype)
+
+    def add(self, spec: torch.Tensor, first_frame: int) -> None:
+        """Frames ``first_frame …`` of the signal: complex ``(B, n_fft // 2 + 1, F)`` (scaled like :func:`stft`)."""
+        frames = torch.fft.irfft(spec.transpose(1, 2), n=self.n_fft) * self.window  # (B, F, n_fft)
+        count = frames.shape[1]
+        start = first_frame * self.hop
+        stop = start + (count - 1) * self.hop + self.n_fft
+        # Fold the frames onto the output: F frames of n_fft at stride hop (torch's fold is 2-D only).
+        self.out[:, start:stop] += torch.nn.functional.fold(
+            frames.transpose(1, 2), output_size=(1, stop - start), kernel_size=(1, self.n_fft),
+            stride=(1, self.hop))[:, 0, 0]
+        self.envelope[start:stop] += torch.nn.functional.fold(
+            self.window.square()[None, :, None].expand(1, self.n_fft, count), output_size=(1, stop - start),
+            kernel_size=(1, self.n_fft), stride=(1, self.hop))[0, 0, 0]
+
+    def result(self, length: int) -> torch.Tensor:
+        """The audio ``(B, length)`` (centred framing: the first ``n_fft / 2`` samples are padding)."""
+        half = self.n_fft // 2
+        audio = self.out[:, half:half + length] / self.envelope[half:half + length].clamp_min(1e-11)
+        if audio.shape[-1] < length:
+            audio = torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
+        return audio * (1.0 / magnitude_scale(self.n_fft))
+
+
 def polar(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     """``magnitude · e^{i·phase}`` (any shape), differentiable.
 

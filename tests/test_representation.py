@@ -153,3 +153,27 @@ def test_cuda_matches_cpu():
     out_cpu = synthesize(spec_cpu, CFG, length=SR)
     out_gpu = synthesize(spec_cpu.cuda(), CFG, length=SR).cpu()
     assert abs(spectral_convergence(wave, out_gpu) - spectral_convergence(wave, out_cpu)) < 0.02
+
+
+def test_long_synthesis_in_blocks_equals_one_synthesis(example_dir, monkeypatch):
+    """Blocks that carry the phase across give what one synthesis gives (to float rounding), so long
+    takes need memory for one block only; synthesize() switches to blocks above LONG_FRAMES."""
+    import numpy as np
+    import soundfile as sf
+
+    import distill.representation as rep
+
+    cfg = SpectralConfig()
+    parts = [sf.read(example_dir / name, dtype="float32")[0] for name in ("melody.wav", "rain.wav", "kick.wav")]
+    wave = torch.from_numpy(np.concatenate(parts))[None]
+    spec = analyze(wave, cfg)
+    with torch.no_grad():
+        whole = synthesize(spec, cfg, length=wave.shape[-1])
+        for block in (1, 97, 400):
+            blocks = rep.synthesize_in_blocks(spec[..., :300] if block == 1 else spec, cfg,
+                                              300 * cfg.hop_length if block == 1 else wave.shape[-1], block)
+            reference = synthesize(spec[..., :300], cfg, length=300 * cfg.hop_length) if block == 1 else whole
+            assert torch.allclose(blocks, reference, atol=1e-6), block
+        monkeypatch.setattr(rep, "LONG_FRAMES", 200)
+        monkeypatch.setattr(rep, "BLOCK_FRAMES", 128)
+        assert torch.allclose(synthesize(spec, cfg, length=wave.shape[-1]), whole, atol=1e-6)

@@ -18,3 +18,17 @@ def test_full_scale_sine_peaks_at_one():
     peak = spec.abs()[0, :, 10:-10].amax(dim=0)
     assert torch.allclose(peak, torch.ones_like(peak), atol=1e-3)
     assert magnitude_scale(n_fft) == 4.0 / n_fft
+
+
+def test_overlap_add_in_blocks_equals_istft():
+    from distill.stft import OverlapAdd
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 48000)
+    spec = stft(x, 2048, 512)
+    whole = istft(spec, 2048, 512, length=x.shape[-1])
+    for block in (1, 7, 40, spec.shape[-1]):
+        ola = OverlapAdd(2, spec.shape[-1], 2048, 512)
+        for first in range(0, spec.shape[-1], block):
+            ola.add(spec[..., first:first + block], first)
+        assert torch.allclose(ola.result(x.shape[-1]), whole, atol=2e-6)
