@@ -28,7 +28,7 @@ import torch
 from distill import mel as melscale
 from distill import phase as phase_rec
 from distill.spectral_config import PHASE_METHOD_NAMES, SpectralConfig
-from distill.stft import OverlapAdd, istft, polar, stft
+from distill.stft import OverlapAdd, istft, polar, stft, stft_frames
 
 PHASE_METHODS = phase_rec.METHODS
 assert set(PHASE_METHODS) == set(PHASE_METHOD_NAMES), "spectral_config and phase disagree"
@@ -111,10 +111,37 @@ def _check_wave(wave: torch.Tensor) -> None:
 
 
 def analyze(wave: torch.Tensor, cfg: SpectralConfig = SpectralConfig()) -> torch.Tensor:
-    """Audio ``(B, T)`` at ``cfg.sample_rate`` → representation ``(B, 2, n_mels, T // hop + 1)``."""
+    """Audio ``(B, T)`` at ``cfg.sample_rate`` → representation ``(B, 2, n_mels, T // hop + 1)``.
+
+    Above :data:`LONG_FRAMES` frames without autograd, the frames are analysed in blocks
+    (:func:`analyze_in_blocks`, the same result) so memory stays bounded.
+    """
     _check_wave(wave)
+    frames = cfg.num_frames(wave.shape[-1])
+    if frames > LONG_FRAMES and not (torch.is_grad_enabled() and wave.requires_grad):
+        return analyze_in_blocks(wave, cfg)
+    return _analyze_spectrum(stft(wave, cfg.n_fft, cfg.hop_length), cfg)
+
+
+@torch.no_grad()
+def analyze_in_blocks(wave: torch.Tensor, cfg: SpectralConfig, block_frames: int = BLOCK_FRAMES) -> torch.Tensor:
+    """:func:`analyze` ``block_frames`` frames at a time: each block's STFT (plus a frame of context on
+    each side) is computed from only the samples it covers (:func:`distill.stft.stft_frames`)."""
+    _check_wave(wave)
+    frames = cfg.num_frames(wave.shape[-1])
+    out = torch.empty(wave.shape[0], 2, cfg.n_mels, frames, device=wave.device, dtype=wave.dtype)
+    for a in range(0, frames, block_frames):
+        # One frame of context on each side: frame n's IF needs frame n - 1, and frame 0 takes frame 1's.
+        b, lo = min(frames, a + block_frames), max(0, a - 1)
+        hi = min(frames, b + 1)
+        part = _analyze_spectrum(stft_frames(wave, cfg.n_fft, cfg.hop_length, lo, hi - lo), cfg)
+        out[..., a:b] = part[..., a - lo:b - lo]
+    return out
+
+
+def _analyze_spectrum(spec: torch.Tensor, cfg: SpectralConfig) -> torch.Tensor:
+    """Complex STFT frames ``(B, K, N)`` → representation ``(B, 2, n_mels, N)`` (frame 0 as the first)."""
     geo = band_geometry(cfg)
-    spec = stft(wave, cfg.n_fft, cfg.hop_length)  # (B, K, N)
     power = spec.real.square() + spec.imag.square()
     mel_power = _over_bands(cfg, "weights", power)
     amplitude = mel_power.clamp_min(0.0).sqrt()

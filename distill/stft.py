@@ -32,6 +32,18 @@ def stft(wave: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
     return spec * magnitude_scale(n_fft)
 
 
+def stft_frames(wave: torch.Tensor, n_fft: int, hop_length: int, first: int, count: int) -> torch.Tensor:
+    """Frames ``first … first + count`` of :func:`stft` ``(B, n_fft // 2 + 1, count)``, computed from
+    only the samples they cover (zeros outside the signal, as :func:`stft`'s centred padding)."""
+    start = first * hop_length - n_fft // 2
+    size = (count - 1) * hop_length + n_fft
+    lo, hi = max(0, start), min(wave.shape[-1], start + size)
+    segment = torch.nn.functional.pad(wave[..., lo:hi], (lo - start, start + size - hi))
+    window = hann_window(n_fft, wave.device, wave.dtype)
+    spec = torch.stft(segment, n_fft, hop_length, window=window, center=False, return_complex=True)
+    return spec * magnitude_scale(n_fft)
+
+
 def istft(spec: torch.Tensor, n_fft: int, hop_length: int, length: int | None = None) -> torch.Tensor:
     """Inverse of :func:`stft`: ``(B, n_fft // 2 + 1, frames) -> (B, length)``; differentiable."""
     real_dtype = spec.real.dtype

@@ -177,3 +177,21 @@ def test_long_synthesis_in_blocks_equals_one_synthesis(example_dir, monkeypatch)
         monkeypatch.setattr(rep, "LONG_FRAMES", 200)
         monkeypatch.setattr(rep, "BLOCK_FRAMES", 128)
         assert torch.allclose(synthesize(spec, cfg, length=wave.shape[-1]), whole, atol=1e-6)
+
+
+def test_long_analysis_in_blocks_equals_one_analysis(example_dir, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    import distill.representation as rep
+
+    cfg = SpectralConfig()
+    parts = [sf.read(example_dir / name, dtype="float32")[0] for name in ("melody.wav", "rain.wav")]
+    wave = torch.from_numpy(np.concatenate(parts))[None]
+    with torch.no_grad():
+        whole = analyze(wave, cfg)
+        for block in (1, 50, 333):
+            assert torch.allclose(rep.analyze_in_blocks(wave, cfg, block), whole, atol=1e-6), block
+        monkeypatch.setattr(rep, "LONG_FRAMES", 100)
+        monkeypatch.setattr(rep, "BLOCK_FRAMES", 64)
+        assert torch.allclose(analyze(wave, cfg), whole, atol=1e-6)
