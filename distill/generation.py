@@ -5,11 +5,15 @@ hold ~0.5 GB per activation map on the way up. Each window of ``WINDOW_STEPS`` l
 decoded on its own and neighbours are cross-faded in the *2-channel domain* (log amplitude and
 IF), so the joined spectrogram is as smooth as each window; phase is then rebuilt once for the
 whole spectrogram (:func:`distill.inference.model_to_audio`), so it runs continuously across the
-joins. Cross-fading audio instead would add two unrelated phases and comb-filter the overlap.
+joins (long signals are synthesised in blocks that carry the phase across,
+:func:`distill.representation.synthesize_in_blocks`, with the same result). Cross-fading audio
+instead would add two unrelated phases and comb-filter the overlap.
 
 A window's first and last latent step see the decoder's zero padding, so its weight there is 0
 (``MARGIN_STEPS``); the cross-fade is a raised cosine over the rest of the overlap, and weights
-are normalised by their sum, which also covers the last window's longer overlap.
+are normalised by their sum, which also covers a longer overlap. Windows never agree exactly:
+the decoder's GroupNorm normalises over the whole window it is given, so its output depends on
+the window's length and content; the cross-fade is what hides that.
 """
 
 from __future__ import annotations
