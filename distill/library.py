@@ -25,8 +25,6 @@ import json
 import os
 import re
 import secrets
-import socket
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +35,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from distill import model_file
+from distill.cache_lock import lock_file as shared_lock_file
 from distill.model_file import SUFFIX, ModelFile, ModelFileError
 from distill.storage import TEMP_PREFIX, Store
 
@@ -468,51 +467,18 @@ class Library:
 
 @contextmanager
 def lock_file(store: Store, name: str, *, wait: float, what: str) -> Iterator[None]:
-    """Hold ``store``/``name`` as an exclusive lock file (``host pid`` inside) while the block runs.
+    """Hold ``store``/``name`` exclusively (:func:`distill.cache_lock.lock_file`), waiting up to ``wait``
+    seconds for another holder; :class:`LibraryError` names the holder or the reason."""
 
-    The same pattern as :mod:`distill.cache_lock`, but waiting up to ``wait`` seconds for another
-    holder (library changes take a moment), and taking over a lock whose process is gone. Object
-    storage has no exclusive create, so there the lock is advisory: nothing is held.
-    """
-    if not store.is_local:
+    def busy(host: str, pid: str, path: Path) -> Exception:
+        return LibraryError(f"{store.display()}: another distill ({host} pid {pid}) is changing this "
+                            f"{what}; try again (or delete {path} if that process is gone)")
+
+    def unwritable(exc: OSError) -> Exception:
+        return LibraryError(f"{store.display()}: cannot write the {what} ({exc.strerror or exc})")
+
+    with shared_lock_file(store, name, wait=wait, busy=busy, unwritable=unwritable):
         yield
-        return
-    path = Path(store.path(name))
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            try:
-                host, pid = (path.read_text(errors="replace").split() + ["", ""])[:2]
-            except FileNotFoundError:
-                continue  # released meanwhile
-            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
-                path.unlink(missing_ok=True)  # left by a killed process
-                continue
-            if time.monotonic() >= deadline:
-                raise LibraryError(f"{store.display()}: another distill ({host} pid {pid}) is changing this "
-                                   f"{what}; try again (or delete {path} if that process is gone)") from None
-            time.sleep(0.05)
-        except OSError as exc:
-            raise LibraryError(f"{store.display()}: cannot write the {what} ({exc.strerror or exc})") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"{socket.gethostname()} {os.getpid()}")
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def _model_path(model_id: str) -> str:
