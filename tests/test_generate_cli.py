@@ -17,38 +17,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from tiny_models import tiny_model_file
 
 from distill.cli import main
-from distill.latent_space import LatentSpace, Slider
 from distill.library import Library
-from distill.model import SpectrogramVAE
 from distill.model_file import ModelFile, save
-from distill.presets import preset_config
-from distill.stats import SpectralStats
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "gen-cli"
 SLIDERS_AT_REST = {"brightness": 0.0, "Axis 2": 0.0}
 
 
-def _space(latent_dim: int) -> LatentSpace:
-    """A latent analysis with two sliders: 1 = "brightness", 2 = "Axis 2"."""
-    rng = np.random.default_rng(0)
-    basis, _ = np.linalg.qr(rng.standard_normal((latent_dim, latent_dim)))
-    sliders = (Slider(1, 0, "brightness", "brightness", 0.4, (-2.0, 0.1, 1.5), {"brightness": 0.9}),
-               Slider(2, 1, "Axis 2", None, 0.2, (-1.0, 0.0, 1.0), {"brightness": 0.1}))
-    return LatentSpace(rng.standard_normal(latent_dim) * 0.1, basis[:4], np.array([2.0, 1.5, 1.0, 0.5]),
-                       np.array([0.4, 0.2, 0.1, 0.05]), sliders, {"method": "test"})
-
-
 def _model_file(name: str = NAME, seed: int = 0) -> ModelFile:
-    cfg = preset_config("tiny", None, None)
-    torch.manual_seed(seed)
-    model = SpectrogramVAE(cfg.model)
-    n_mels = cfg.prepare.spectral.n_mels
-    stats = SpectralStats(torch.full((2, n_mels), -6.0), torch.full((2, n_mels), 2.0))
-    return ModelFile.create(model, cfg, stats, name=name, lineage=f"lineage-{seed}",
-                            analysis=_space(cfg.model.latent_dim).to_dict())
+    return tiny_model_file(name, seed)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.ndimage import uniform_filter1d
+from tiny_models import slider_space, tiny_model_file
 
 from distill.generation import (
     WINDOW_STEPS,
@@ -19,28 +20,11 @@ from distill.latent_space import LatentSpace, Slider, SliderError
 from distill.loaded_model import GenerationError, LoadedModel
 from distill.model import DOWNSAMPLE, SpectrogramVAE
 from distill.model_file import ModelFile
-from distill.presets import preset_config
-from distill.stats import SpectralStats
-
-
-def _space(latent_dim: int) -> LatentSpace:
-    rng = np.random.default_rng(0)
-    basis, _ = np.linalg.qr(rng.standard_normal((latent_dim, latent_dim)))
-    sliders = (Slider(1, 0, "brightness", "brightness", 0.4, (-2.0, 0.1, 1.5), {"brightness": 0.9}),
-               Slider(2, 1, "Axis 2", None, 0.2, (-1.0, 0.0, 1.0), {"brightness": 0.1}))
-    return LatentSpace(rng.standard_normal(latent_dim) * 0.1, basis[:4], np.array([2.0, 1.5, 1.0, 0.5]),
-                       np.array([0.4, 0.2, 0.1, 0.05]), sliders, {"method": "test"})
 
 
 @pytest.fixture(scope="module")
 def tiny_file() -> ModelFile:
-    cfg = preset_config("tiny", None, None)
-    torch.manual_seed(0)
-    model = SpectrogramVAE(cfg.model)
-    n_mels = cfg.prepare.spectral.n_mels
-    stats = SpectralStats(torch.full((2, n_mels), -6.0), torch.full((2, n_mels), 2.0))
-    return ModelFile.create(model, cfg, stats, name="gen-test", lineage="lineage-1",
-                            analysis=_space(cfg.model.latent_dim).to_dict())
+    return tiny_model_file("gen-test")
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +76,7 @@ def test_sliders_change_the_sound_and_bad_requests_are_refused(player):
 def test_slider_positions_map_to_the_percentiles():
     s = Slider(1, 0, "x", None, 0.1, (-3.0, 1.0, 2.0), {})
     assert s.score(-10) == -3.0 and s.score(0) == 1.0 and s.score(10) == 2.0 and s.score(5) == 1.5
-    space = _space(8)
+    space = slider_space(8)
     assert LatentSpace.from_dict(space.to_dict()).to_dict() == space.to_dict()
 
 

@@ -121,15 +121,12 @@ def test_model_analyze_refits_the_sliders_from_a_folder(five_files, tmp_path, ca
     """`distill model analyze MODEL DIR` replaces a model's analysis in the library, keeping its id."""
     import json
 
+    from tiny_models import tiny_model_file
+
     from distill.cli import main
     from distill.library import Library
-    from distill.model_file import ModelFile
 
-    cfg = preset_config("tiny", None, None)
-    torch.manual_seed(1)
-    n_mels = cfg.prepare.spectral.n_mels
-    stats = SpectralStats(torch.full((2, n_mels), -6.0), torch.full((2, n_mels), 2.0))
-    mf = ModelFile.create(SpectrogramVAE(cfg.model), cfg, stats, name="no-sliders", lineage="x")
+    mf = tiny_model_file("no-sliders", seed=1, sliders=False)
     library = Library.open(str(tmp_path / "lib"))
     entry = library.add(mf)
     assert library.load(entry.id).analysis is None
