@@ -14,19 +14,15 @@ import numpy as np
 import torch
 
 from distill.audio_io import AudioFileError, find_audio_files, load_audio
-from distill.chunking import chunk_starts
+from distill.chunking import chunk_starts, chunk_windows
 from distill.latent_analysis import MAX_CHUNKS, AnalysisError, fit_latent_space
 from distill.model import SpectrogramVAE
 from distill.prepare_config import PrepareConfig
 from distill.prepare_stages import PEAK_TARGET
-from distill.prepared import PreparedDataset
+from distill.prepared import PreparedDataset, evenly_spread
 from distill.representation import analyze
 from distill.split import TRAIN
 from distill.stats import SpectralStats
-
-
-def _spread(count: int, limit: int) -> np.ndarray:
-    return np.unique(np.linspace(0, count - 1, min(count, limit)).round().astype(int))
 
 
 def chunks_from_folder(folder: str | Path, cfg: PrepareConfig, limit: int = MAX_CHUNKS) -> tuple[torch.Tensor, int]:
@@ -44,14 +40,11 @@ def chunks_from_folder(folder: str | Path, cfg: PrepareConfig, limit: int = MAX_
         files += 1
         if cfg.file_normalize == "peak":
             audio = audio * np.float32(PEAK_TARGET / max(float(np.abs(audio).max()), 1e-12))
-        for start in chunk_starts(len(audio), length, cfg.min_tail):
-            piece = np.zeros(length, np.float32)
-            part = audio[start:start + length]
-            piece[:len(part)] = part
-            pieces.append(piece)
+        # The chunks preparation cuts (zero-padded at the end), without augmentation context.
+        pieces.extend(chunk_windows(audio, chunk_starts(len(audio), length, cfg.min_tail), length, 0, 1.0))
     if not pieces:
         raise AnalysisError(f"{folder}: no usable audio files to analyse (see `distill scan {folder}`)")
-    chosen = np.stack([pieces[i] for i in _spread(len(pieces), limit)])
+    chosen = np.stack([pieces[i] for i in evenly_spread(len(pieces), limit)])
     with torch.no_grad():
         spec = torch.cat([analyze(torch.from_numpy(chosen[i:i + 16]), cfg.spectral) for i in range(0, len(chosen), 16)])
     return spec, files

@@ -19,7 +19,7 @@ import torch
 from distill.audio_io import load_segment
 from distill.inference import reconstruct
 from distill.prepare_stages import PEAK_TARGET
-from distill.prepared import PreparedDataset
+from distill.prepared import PreparedDataset, evenly_spread
 from distill.quality import mrstft_distance
 from distill.representation import synthesize
 from distill.spectral_config import SpectralConfig
@@ -40,15 +40,9 @@ class EvalSet:
 
     def subset(self, count: int) -> EvalSet:
         """The first ``count`` chunks of an evenly spread selection (stable as ``count`` changes)."""
-        keep = _spread(len(self), count)
+        keep = evenly_spread(len(self), count)
         return EvalSet(self.spec[keep], self.audio[keep], [self.sources[i] for i in keep],
                        [self.chunks[i] for i in keep], self.split)
-
-
-def _spread(total: int, count: int) -> list[int]:
-    if count >= total:
-        return list(range(total))
-    return sorted({int(round(i)) for i in np.linspace(0, total - 1, count)})
 
 
 def load_eval_set(prepared: PreparedDataset, data_dir: str | Path, limit: int) -> EvalSet:
@@ -60,7 +54,7 @@ def load_eval_set(prepared: PreparedDataset, data_dir: str | Path, limit: int) -
         raise ValueError(f"{prepared.store.display()}: the cache has no rows to evaluate on")
     clean = np.flatnonzero(rows["variant"] == 0)
     clean = clean[np.lexsort((rows["chunk"][clean], rows["source"][clean]))]
-    chosen = clean[_spread(len(clean), limit)]
+    chosen = clean[evenly_spread(len(clean), limit)]
     files = prepared.manifest["files"]
     audio = np.zeros((len(chosen), cfg.chunk_length), np.float32)
     for out, row in enumerate(chosen):

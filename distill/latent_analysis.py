@@ -28,6 +28,7 @@ from distill.descriptors import DESCRIPTORS, describe
 from distill.inference import eval_mode, model_to_audio
 from distill.latent_space import SLIDER_RANGE, LatentSpace, Slider
 from distill.model import SpectrogramVAE, to_model_space
+from distill.prepared import evenly_spread
 from distill.spectral_config import SpectralConfig
 from distill.stats import SpectralStats
 
@@ -148,7 +149,7 @@ def fit_latent_space(model: SpectrogramVAE, spec: torch.Tensor, stats: SpectralS
     ratios = pca.explained_variance_ratio_
     projected = pca.transform(samples)
     count = choose_sliders(ratios, chunks)
-    references = means[np.unique(np.linspace(0, chunks - 1, min(REFERENCE_CHUNKS, chunks)).round().astype(int))]
+    references = means[evenly_spread(chunks, REFERENCE_CHUNKS)]
     curves, rhos, percentiles = [], [], []
     for k in range(count):
         pct = np.percentile(projected[:, k], [5, 50, 95])

@@ -21,6 +21,14 @@ from distill.split import TRAIN, VAL
 from distill.storage import Store
 
 
+def evenly_spread(total: int, count: int) -> list[int]:
+    """``count`` indices spread evenly over ``range(total)``, first and last included (all of them
+    when ``count >= total``), sorted."""
+    if count >= total:
+        return list(range(total))
+    return sorted({int(round(i)) for i in np.linspace(0, total - 1, count)})
+
+
 @dataclass(frozen=True)
 class PreparedDataset:
     store: Store
@@ -80,6 +88,6 @@ class PreparedDataset:
             return {}
         rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
         order = np.lexsort((rows["chunk"], rows["source"]))
-        if limit is not None and len(order) > limit:
-            order = order[np.unique(np.linspace(0, len(order) - 1, limit).round().astype(int))]
+        if limit is not None:
+            order = order[evenly_spread(len(order), limit)]
         return {name: values[order] for name, values in rows.items()}
