@@ -230,7 +230,7 @@ def _analyze(library, args) -> int:
     from distill.settings import load_settings
 
     entry = library.resolve(args.ref)
-    mf = library.load(entry.id or args.ref)
+    mf = library.read_model(entry)
     folder = args.dir or (mf.meta.get("training") or {}).get("data_dir")
     if not folder:
         raise CommandError(f"{entry.label()}: no training folder recorded; give the folder of audio to analyse")

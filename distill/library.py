@@ -223,7 +223,10 @@ class Library:
 
     def load(self, ref: str) -> ModelFile:
         """The verified model file ``ref`` names (see :func:`distill.model_file.from_bytes`)."""
-        entry = self.resolve(ref)
+        return self.read_model(self.resolve(ref))
+
+    def read_model(self, entry: LibraryEntry) -> ModelFile:
+        """The verified model file of an entry :meth:`resolve` gave (no second catalog read)."""
         return model_file.from_bytes(self._read(entry), self.location(entry))
 
     def info(self, ref: str) -> dict:

@@ -87,7 +87,7 @@ class LoadedModel:
         settings = load_settings(library=library, device=device)  # flag > environment > settings file
         lib = Library.open(settings.library)
         entry = lib.resolve(ref)
-        return cls(lib.load(ref), settings.device, entry_id=entry.id or None)
+        return cls(lib.read_model(entry), settings.device, entry_id=entry.id or None)
 
     @property
     def sample_rate(self) -> int:
