@@ -14,7 +14,9 @@ import time
 
 from distill.cli_common import EXIT_ERROR, EXIT_OK, CommandError, ask, json_errors
 from distill.cli_generate import add_generate_commands
+from distill.cli_history import add_history_commands
 from distill.cli_models import add_model_commands
+from distill.cli_presets import add_preset_commands
 
 
 def _cmd_example_data(args: argparse.Namespace) -> int:
@@ -351,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     add_generate_commands(sub)
     add_model_commands(sub)
+    add_preset_commands(sub)
+    add_history_commands(sub)
     return parser
 
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # bad input or nothing usable
@@ -48,3 +52,20 @@ def ask(question: str) -> bool:
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
     except EOFError:
         return False
+
+
+@contextmanager
+def notes(*categories: type[Warning]) -> Iterator[None]:
+    """Print warnings of ``categories`` raised in the block as ``distill: note: …`` lines on stderr (every
+    time, not once per place); other warnings go through Python's usual display."""
+    with warnings.catch_warnings(record=True) as caught:
+        for category in categories:
+            warnings.simplefilter("always", category)
+        try:
+            yield
+        finally:
+            for item in caught:
+                if issubclass(item.category, categories):
+                    print(f"distill: note: {item.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(item.message, item.category, item.filename, item.lineno)

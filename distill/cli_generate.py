@@ -17,34 +17,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from distill.cli_common import EXIT_OK, CommandError, json_errors
+from distill.cli_takes import add_take_options, build_request, preset_settings, request_settings
 
 FORMATS = ("wav", "flac", "ogg", "mp3")  # distill.export.FORMATS, repeated so --help does not import torch
 SAMPLE_RATES = (44100, 48000, 96000)
 BIT_DEPTHS = ("16", "24", "32f")
+DEFAULT_DURATION = 4.0
 
 
-def _slider_settings(items: list[str]) -> dict[str, float]:
-    sliders: dict[str, float] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        try:
-            if not sep or not key.strip():
-                raise ValueError
-            sliders[key.strip()] = float(value)
-        except ValueError:
-            raise CommandError(f"--slider {item!r}: write NAME_OR_INDEX=VALUE, e.g. brightness=3 or 2=-5") from None
-    return sliders
-
-
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace, ref: str | None = None):
     from distill.loaded_model import LoadedModel
 
+    ref = ref or args.model
     try:
-        return LoadedModel.load(args.model, library=args.library, device=args.device)
+        return LoadedModel.load(ref, library=args.library, device=args.device)
     except ValueError as exc:  # unknown/ambiguous model, damaged file, bad device or settings
         raise CommandError(str(exc)) from None
     except OSError as exc:
-        raise CommandError(f"{args.model}: {exc}") from None
+        raise CommandError(f"{ref}: {exc}") from None
 
 
 def _output_folder(location: str) -> Path:
@@ -72,8 +62,16 @@ def _free_path(folder: Path, stem: str, extension: str, taken: set[Path]) -> Pat
 def _comment(take, model) -> str:
     sliders = ", ".join(f"{k}={v:+g}" for k, v in take.sliders.items()) or "none"
     ident = f" ({model.identity['id']})" if model.identity.get("id") else ""
-    return (f"distill model {model.identity['name']}{ident}; seed {take.seed}; evolution {take.evolution:g}; "
+    text = (f"distill model {model.identity['name']}{ident}; seed {take.seed}; evolution {take.evolution:g}; "
             f"sliders {sliders}")
+    if take.blend:
+        text += "; blend " + ", ".join(f"{m['name']} {m['weight']:g}" for m in take.blend["models"][1:]) \
+            + f" ({take.blend['mode']})"
+    if take.spatial and take.spatial["mode"] != "mono":
+        text += f"; {take.spatial['mode']}"
+    if take.loudness:
+        text += f"; {take.loudness['target_lufs']:g} LUFS"
+    return text
 
 
 def _sidecar(take, options, model) -> dict:
@@ -90,6 +88,7 @@ def _generate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from distill.export import ExportOptions, Take, default_extension, write_takes
+    from distill.takes import produce
 
     if args.count < 1:
         raise CommandError(f"-n/--count must be at least 1, got {args.count}")
@@ -99,27 +98,42 @@ def _generate(args: argparse.Namespace) -> int:
         options.validate()
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    sliders = _slider_settings(args.slider)
     folder = _output_folder(args.out)
     model = _load(args)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    try:  # every field checked before anything is generated or written
-        model.check_request(args.duration, sliders, args.evolution)
+    base = None
+    if args.preset:
+        base = preset_settings(_presets(args), model.identity, args.preset, model.space)
+    settings = request_settings(args, base)
+    settings.setdefault("duration", DEFAULT_DURATION)
+    random_seed = settings.get("seed") is None
+    # every field is checked before anything is generated or written
+    request = build_request(settings, secrets.randbelow(2**31), model.space)
+    try:
+        model.check_request(request.duration, request.sliders, request.evolution)
     except ValueError as exc:  # duration, evolution, unknown slider or value out of range
         raise CommandError(str(exc)) from None
-    takes = []
+    blend_models = [_load(args, ref) for ref, _ in request.blend]
+    history = _history(args) if args.history else None
+    takes, recorded = [], []
     taken: set[Path] = set()
 
     def pending():
         """One take at a time, generated as the writer asks for it (bounded memory for long batches)."""
         for i in range(args.count):
-            take = model.generate(args.duration, seed + i, sliders=sliders, evolution=args.evolution)
+            try:
+                take = produce(model, replace(request, seed=request.seed + i), blend_models)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
             takes.append(take)
             take_options = replace(options, comment=_comment(take, model))
             path = _free_path(folder, f"{_safe(model.identity['name'])}-seed{take.seed}",
                               default_extension(args.format), taken)
             yield Take(path, take.audio, take.sample_rate, take_options, _sidecar(take, take_options, model))
-            takes[-1] = replace(take, audio=take.audio[:0])  # the writer has encoded it: keep the metadata only
+            # the writer has encoded it (a failed batch never gets here): record it, then keep the metadata only
+            if history is not None:
+                recorded.append(history.add(take.audio, take.sample_rate, take.parameters(), model.identity,
+                                            source="cli"))
+            takes[-1] = replace(take, audio=take.audio[:0])
 
     try:
         written = write_takes(pending())
@@ -128,13 +142,41 @@ def _generate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"path": w.path, "format": w.format, "seed": t.seed, "duration": w.duration,
                            "sample_rate": w.sample_rate, "channels": w.channels, "bit_depth": w.bit_depth,
-                           "sidecar": w.sidecar} for w, t in zip(written, takes, strict=True)]))
+                           "spatial": t.spatial, "blend": t.blend, "loudness": t.loudness,
+                           "history": h.id if h else None, "sidecar": w.sidecar}
+                          for w, t, h in zip(written, takes, recorded or [None] * len(takes), strict=True)]))
         return EXIT_OK
-    for w, t in zip(written, takes, strict=True):
-        print(f"{w.path}  {w.duration:.2f} s  {w.sample_rate} Hz  seed {t.seed}")
-    if args.seed is None:
-        print(f"seed {seed} (pass --seed {seed} to make the same sound again)", file=sys.stderr)
+    for w, t, h in zip(written, takes, recorded or [None] * len(takes), strict=True):
+        extras = [t.spatial["mode"]] if t.spatial and t.spatial["mode"] != "mono" else []
+        if t.blend:
+            extras.append(f"{t.blend['mode']} blend")
+        if t.loudness:
+            extras.append(f"{t.loudness['after_lufs']:.1f} LUFS")
+        if h is not None:
+            extras.append(f"history {h.id}")
+        print(f"{w.path}  {w.duration:.2f} s  {w.sample_rate} Hz  seed {t.seed}" + "".join(f"  {e}" for e in extras))
+    if random_seed:
+        print(f"seed {request.seed} (pass --seed {request.seed} to make the same sound again)", file=sys.stderr)
     return EXIT_OK
+
+
+def _presets(args: argparse.Namespace):
+    from distill.settings import load_settings
+    from distill.sound_presets import PresetBook
+
+    try:
+        return PresetBook.open(load_settings(library=args.library).library)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _history(args: argparse.Namespace):
+    from distill.history import History
+
+    try:
+        return History.open(args.history_dir)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
@@ -186,12 +228,13 @@ def add_generate_commands(sub) -> None:
     """Register ``generate`` and ``reconstruct`` on the ``distill`` subcommand parser ``sub``."""
     p = sub.add_parser("generate", help="generate new sound from a trained model and export it")
     p.add_argument("model", help="model name, id (or its first characters) in the library, or a .distill file")
-    p.add_argument("-d", "--duration", type=float, default=4.0, help="seconds per take, 0.1 to 600 (default 4)")
     p.add_argument("-n", "--count", type=int, default=1, help="takes, with seeds SEED, SEED+1, … (default 1)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: a new one, printed)")
-    p.add_argument("--slider", action="append", default=[], metavar="NAME_OR_INDEX=VALUE",
-                   help="slider position -10…+10 by label or index, e.g. brightness=3 or 2=-5 (repeatable)")
-    p.add_argument("--evolution", type=float, default=0.3, help="0 = static, 1 = wandering (default 0.3)")
+    add_take_options(p)
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="start from this saved preset of the model (flags given here override it)")
+    p.add_argument("--history", action="store_true", help="also record each take in the generation history")
+    p.add_argument("--history-dir", default=None, metavar="PATH",
+                   help="history folder (default: $DISTILL_HISTORY, else the settings file's)")
     p.add_argument("--format", choices=FORMATS, default="wav", help="file format (default wav)")
     p.add_argument("--sample-rate", type=int, default=48000, help="44100, 48000 or 96000 Hz (default 48000)")
     p.add_argument("--bit-depth", choices=BIT_DEPTHS, default=None,

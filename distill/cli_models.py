@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 
-from distill.cli_common import EXIT_OK, CommandError, ask, json_errors
+from distill.cli_common import EXIT_OK, CommandError, ask, json_errors, notes
 
 
 def add_model_commands(sub) -> None:
@@ -75,20 +74,13 @@ def _run(args: argparse.Namespace, action) -> int:
     from distill.model_file import ModelFileError
     from distill.settings import SettingsError, load_settings
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LibraryWarning)
+    with notes(LibraryWarning):
         try:
             return action(Library.open(load_settings(library=args.library).library), args)
         except (LibraryError, ModelFileError, SettingsError) as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"{args.library or 'model library'}: {exc.strerror or exc}") from None
-        finally:
-            for item in caught:
-                if issubclass(item.category, LibraryWarning):
-                    print(f"distill: note: {item.message}", file=sys.stderr)
-                else:
-                    warnings.showwarning(item.message, item.category, item.filename, item.lineno)
 
 
 def _print_json(value) -> None:

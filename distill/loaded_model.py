@@ -22,11 +22,10 @@ import torch
 
 from distill.devices import pick_device
 from distill.generation import MAX_SECONDS, MIN_SECONDS, decode_long, encode_long, latent_trajectory
-from distill.inference import model_to_audio
 from distill.latent_space import LatentSpace
-from distill.model import DOWNSAMPLE, to_model_space
+from distill.model import DOWNSAMPLE, from_model_space, to_model_space
 from distill.model_file import ModelFile, build_model
-from distill.representation import analyze
+from distill.representation import analyze, synthesize
 
 DEFAULT_EVOLUTION = 0.3
 
@@ -39,18 +38,29 @@ class GenerationError(ValueError):
 class Take:
     """One generated sound."""
 
-    audio: np.ndarray  # (T,) float32 mono at sample_rate, not yet peak-limited (export does that)
+    audio: np.ndarray  # (T,) float32 mono, or (T, C) once spatialised; at sample_rate; export peak-limits it
     sample_rate: int
     seed: int
     duration: float  # seconds requested (T = round(duration · sample_rate))
     sliders: dict[str, float]  # every slider's position, by label
     evolution: float
     model: dict = field(default_factory=dict)  # name, id, lineage of the model that made it
+    blend: dict | None = None  # {"mode": "latent"|"audio", "reason", "models": [...]} (distill.blending)
+    spatial: dict | None = None  # SpatialSettings.to_dict() once shaped (distill.shaping)
+    loudness: dict | None = None  # LoudnessReport.to_dict() when a loudness target was applied
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.audio.ndim == 1 else self.audio.shape[1]
 
     def parameters(self) -> dict:
         """Everything needed to make this take again (for sidecars, history, HTTP headers)."""
-        return {"model": self.model, "seed": self.seed, "duration": self.duration,
-                "sample_rate": self.sample_rate, "sliders": self.sliders, "evolution": self.evolution}
+        params = {"model": self.model, "seed": self.seed, "duration": self.duration,
+                  "sample_rate": self.sample_rate, "sliders": self.sliders, "evolution": self.evolution}
+        for key in ("blend", "spatial", "loudness"):
+            if getattr(self, key) is not None:
+                params[key] = getattr(self, key)
+        return params
 
 
 def check_duration(duration: float, limit: float = MAX_SECONDS) -> float:
@@ -74,20 +84,16 @@ class LoadedModel:
         self.spectral = model_file.spectral
         self.stats = model_file.stats
         self.model = build_model(model_file, self.device)
-        analysis = model_file.analysis
-        self.space = LatentSpace.from_dict(analysis) if analysis else LatentSpace.standard(self.model.cfg.latent_dim)
-        self.identity = {"name": model_file.name, "id": entry_id, "lineage": model_file.lineage}
+        self.space = latent_space_of(model_file)
+        self.identity = identity_of(model_file, entry_id)
 
     @classmethod
     def load(cls, ref: str, library: str | None = None, device: str | None = None) -> LoadedModel:
         """A model by library name, id or id prefix, or a ``.distill`` file path (see :mod:`distill.library`)."""
-        from distill.library import Library
         from distill.settings import load_settings
 
-        settings = load_settings(library=library, device=device)  # flag > environment > settings file
-        lib = Library.open(settings.library)
-        entry = lib.resolve(ref)
-        return cls(lib.read_model(entry), settings.device, entry_id=entry.id or None)
+        model_file, entry_id = open_model_file(ref, library)
+        return cls(model_file, load_settings(device=device).device, entry_id=entry_id)
 
     @property
     def sample_rate(self) -> int:
@@ -100,12 +106,30 @@ class LoadedModel:
     def _frames(self, samples: int) -> int:
         return self.spectral.num_frames(samples)
 
+    def samples(self, duration: float) -> int:
+        """Samples of a take of ``duration`` seconds at this model's rate."""
+        return max(1, round(float(duration) * self.sample_rate))
+
+    def latent_steps(self, samples: int) -> int:
+        """Latent steps that cover ``samples`` of audio."""
+        return -(-self._frames(samples) // DOWNSAMPLE)
+
     @torch.no_grad()
     def decode(self, z: torch.Tensor, samples: int) -> np.ndarray:
         """Latent sequence ``(latent_dim, T)`` → audio ``(samples,)`` float32 (windowed decode, one synthesis)."""
-        frames = self._frames(samples)
-        x = decode_long(self.model, z, frames).to(self.device)
-        return model_to_audio(x, self.stats, self.spectral, length=samples)[0].cpu().numpy()
+        return self.synthesize(self.decode_raw(z, samples), samples)
+
+    @torch.no_grad()
+    def decode_raw(self, z: torch.Tensor, samples: int) -> torch.Tensor:
+        """Latent sequence ``(latent_dim, T)`` → raw representation ``(1, 2, n_mels, frames)`` (log amplitude, IF)
+        on the CPU: the decoder's output with this model's normalisation undone, ready to mix or synthesise."""
+        x = decode_long(self.model, z, self._frames(samples))
+        return from_model_space(x, self.stats.mean, self.stats.std, self.spectral.log_floor)
+
+    @torch.no_grad()
+    def synthesize(self, raw: torch.Tensor, samples: int) -> np.ndarray:
+        """Raw representation ``(1, 2, n_mels, frames)`` → audio ``(samples,)`` float32 (phase from IF, one ISTFT)."""
+        return synthesize(raw.to(self.device), self.spectral, length=samples)[0].cpu().numpy()
 
     def check_request(self, duration: float, sliders: dict[str | int, float] | None = None,
                       evolution: float = DEFAULT_EVOLUTION, max_duration: float = MAX_SECONDS) -> np.ndarray:
@@ -124,11 +148,9 @@ class LoadedModel:
         """``duration`` seconds of new sound from ``seed``; ``sliders`` by label or 1-based index, −10…+10."""
         sliders = dict(sliders or {})
         offset = self.check_request(duration, sliders, evolution, max_duration)
-        duration = float(duration)
-        samples = max(1, round(duration * self.sample_rate))
-        steps = -(-self._frames(samples) // DOWNSAMPLE)
-        z = latent_trajectory(self.space, steps, seed, float(evolution), offset)
-        return Take(self.decode(z, samples), self.sample_rate, int(seed), duration,
+        samples = self.samples(duration)
+        z = latent_trajectory(self.space, self.latent_steps(samples), seed, float(evolution), offset)
+        return Take(self.decode(z, samples), self.sample_rate, int(seed), float(duration),
                     self.space.normalise_positions(sliders), float(evolution), dict(self.identity))
 
     def generate_takes(self, count: int, duration: float, seed: int = 0, **options) -> list[Take]:
@@ -160,6 +182,28 @@ class LoadedModel:
         """The model's rendering of ``audio`` (encode → decode → synthesis) at the model's rate, same duration."""
         wave = self._working_rate(audio, sample_rate)
         return self.decode(self.encode(wave.numpy(), self.sample_rate), wave.shape[0])
+
+
+def open_model_file(ref: str, library: str | None = None) -> tuple[ModelFile, str | None]:
+    """``(model file, library id or None)`` for a library reference or a ``.distill`` path, without building
+    the network (presets and listings need only the metadata and the latent analysis)."""
+    from distill.library import Library
+    from distill.settings import load_settings
+
+    lib = Library.open(load_settings(library=library).library)  # flag > environment > settings file
+    entry = lib.resolve(ref)
+    return lib.read_model(entry), entry.id or None
+
+
+def identity_of(model_file: ModelFile, entry_id: str | None = None) -> dict:
+    """``{"name", "id", "lineage"}``: how takes, presets and history refer to a model."""
+    return {"name": model_file.name, "id": entry_id, "lineage": model_file.lineage}
+
+
+def latent_space_of(model_file: ModelFile) -> LatentSpace:
+    """The model's analysed latent space (sliders), or the standard one for a model never analysed."""
+    analysis = model_file.analysis
+    return LatentSpace.from_dict(analysis) if analysis else LatentSpace.standard(model_file.config.model.latent_dim)
 
 
 def load_model(ref: str, library: str | None = None, device: str | None = None) -> LoadedModel:

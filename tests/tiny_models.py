@@ -22,12 +22,13 @@ def slider_space(latent_dim: int) -> LatentSpace:
                        np.array([0.4, 0.2, 0.1, 0.05]), sliders, {"method": "test"})
 
 
-def tiny_model_file(name: str, seed: int = 0, sliders: bool = True) -> ModelFile:
-    """An untrained tiny-preset model (weights from ``seed``), with :func:`slider_space` unless ``sliders=False``."""
+def tiny_model_file(name: str, seed: int = 0, sliders: bool = True, lineage: str | None = None) -> ModelFile:
+    """An untrained tiny-preset model (weights from ``seed``), with :func:`slider_space` unless ``sliders=False``;
+    its lineage is ``lineage-<seed>`` unless given (models of one lineage blend in the latent space)."""
     cfg = preset_config("tiny", None, None)
     torch.manual_seed(seed)
     model = SpectrogramVAE(cfg.model)
     n_mels = cfg.prepare.spectral.n_mels
     stats = SpectralStats(torch.full((2, n_mels), -6.0), torch.full((2, n_mels), 2.0))
-    return ModelFile.create(model, cfg, stats, name=name, lineage=f"lineage-{seed}",
+    return ModelFile.create(model, cfg, stats, name=name, lineage=lineage or f"lineage-{seed}",
                             analysis=slider_space(cfg.model.latent_dim).to_dict() if sliders else None)

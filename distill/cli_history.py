@@ -1,0 +1,172 @@
+"""``distill history list|show|compare|keep|delete|clear``: the takes recorded by ``generate --history``, the UI
+and the HTTP endpoint (:mod:`distill.history`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from distill.cli_common import EXIT_OK, CommandError, ask, json_errors, notes
+
+MEASURES = ("loudness_lufs", "true_peak_dbtp", "brightness", "warmth", "noisiness", "roughness", "density")
+
+
+def _history(args: argparse.Namespace):
+    from distill.history import History
+
+    return History.open(args.history_dir)
+
+
+def _summary(entry) -> str:
+    params = entry.parameters
+    extras = []
+    spatial = params.get("spatial") or {}
+    if spatial.get("mode", "mono") != "mono":
+        extras.append(spatial["mode"])
+    if params.get("blend"):
+        extras.append(f"{params['blend']['mode']} blend")
+    if params.get("loudness"):
+        extras.append(f"{params['loudness']['target_lufs']:g} LUFS")
+    return (f"{entry.id}  {entry.created[:19].replace('T', ' ')}  {entry.model.get('name', '?'):<20} "
+            f"seed {params.get('seed', '?'):<11} {entry.duration:6.2f} s  {entry.source}"
+            + "".join(f"  {e}" for e in extras))
+
+
+def _list(args: argparse.Namespace) -> int:
+    history = _history(args)
+    entries = history.list(model=args.model, limit=args.limit)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], ensure_ascii=False))
+        return EXIT_OK
+    if not entries:
+        print(f"no takes in the history at {history.location}")
+    for entry in entries:
+        print(_summary(entry))
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    history = _history(args)
+    entry = history.get(args.entry)
+    audio, thumbnail = history.audio_location(entry), history.store.display(entry.thumbnail)
+    if args.json:
+        print(json.dumps({**entry.to_dict(), "audio_location": audio, "thumbnail_location": thumbnail},
+                         ensure_ascii=False))
+        return EXIT_OK
+    print(_summary(entry))
+    print(f"  audio      {audio}  ({entry.channels} ch, {entry.sample_rate} Hz)")
+    print(f"  thumbnail  {thumbnail}")
+    print(f"  settings   {json.dumps(entry.parameters, ensure_ascii=False)}")
+    print("  measures   " + ", ".join(f"{k} {entry.measures[k]:.2f}" for k in MEASURES
+                                      if isinstance(entry.measures.get(k), int | float)))
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    comparison = _history(args).compare(args.a, args.b)
+    if args.json:
+        print(json.dumps(comparison, ensure_ascii=False))
+        return EXIT_OK
+    a, b = comparison["a"], comparison["b"]
+    print(f"{'':<24} {'A ' + a['id']:<30} {'B ' + b['id']:<30}")
+    for key, (x, y) in comparison["differences"].items():
+        print(f"{key:<24} {json.dumps(x, ensure_ascii=False):<30} {json.dumps(y, ensure_ascii=False):<30}")
+    if not comparison["differences"]:
+        print("(same settings)")
+    for name, values in comparison["measures"].items():
+        x, y = values.get("a"), values.get("b")
+        if isinstance(x, int | float) and isinstance(y, int | float):
+            print(f"{name:<24} {x:<30.2f} {y:<30.2f} (B - A {values['difference']:+.2f})")
+    print(f"keep one as a preset: distill history keep {a['id']} NAME  (or {b['id']})")
+    return EXIT_OK
+
+
+def _keep(args: argparse.Namespace) -> int:
+    from distill.cli_presets import describe, stored_settings
+    from distill.settings import load_settings
+    from distill.sound_presets import PresetBook
+    from distill.takes import TakeRequest, settings_from_parameters
+
+    entry = _history(args).get(args.entry)
+    request = TakeRequest.from_dict(settings_from_parameters(entry.parameters))
+    book = PresetBook.open(load_settings(library=args.library).library)
+    preset = book.save(entry.model, args.name, stored_settings(request, seed_given=True), overwrite=args.overwrite)
+    print(json.dumps(preset.to_dict(), ensure_ascii=False) if args.json
+          else f"saved preset {preset.name!r} of {entry.model['name']} from {entry.id}: {describe(preset.settings)}")
+    return EXIT_OK
+
+
+def _delete(args: argparse.Namespace) -> int:
+    entry = _history(args).delete(args.entry)
+    print(json.dumps(entry.to_dict(), ensure_ascii=False) if args.json else f"deleted {entry.id}")
+    return EXIT_OK
+
+
+def _clear(args: argparse.Namespace) -> int:
+    history = _history(args)
+    if not args.yes and not ask(f"delete every take in the history at {history.location}?"):
+        raise CommandError("not cleared (pass --yes to clear without asking)")
+    removed = history.clear()
+    print(json.dumps({"removed": removed}) if args.json else f"removed {removed} takes")
+    return EXIT_OK
+
+
+def _run(action):
+    def run(args: argparse.Namespace) -> int:
+        from distill.history import HistoryWarning
+        from distill.sound_presets import PresetWarning
+
+        with notes(HistoryWarning, PresetWarning):
+            try:
+                return action(args)
+            except CommandError:
+                raise
+            except ValueError as exc:  # unknown entry, settings, an index or folder that cannot be written
+                raise CommandError(str(exc)) from None
+            except OSError as exc:
+                raise CommandError(f"{exc.filename or 'history'}: {exc.strerror or exc}") from None
+
+    return json_errors(run)
+
+
+def _common(p: argparse.ArgumentParser, action) -> None:
+    p.add_argument("--history-dir", default=None, metavar="PATH",
+                   help="history folder (default: $DISTILL_HISTORY, else the settings file's)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_run(action))
+
+
+def add_history_commands(sub) -> None:
+    """Register ``history`` and its subcommands on the ``distill`` subcommand parser ``sub``."""
+    parser = sub.add_parser("history", help="the takes you generated: list, show, compare A/B, keep as preset")
+    commands = parser.add_subparsers(dest="history_command", metavar="ACTION", required=True)
+    ref_help = "entry id (or its first characters), or 1 = newest, 2 = the one before, …"
+
+    p = commands.add_parser("list", help="list recorded takes, newest first")
+    p.add_argument("--model", default=None, help="only takes of this model (name or id)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many")
+    _common(p, _list)
+
+    p = commands.add_parser("show", help="a take's settings, measures and files")
+    p.add_argument("entry", help=ref_help)
+    _common(p, _show)
+
+    p = commands.add_parser("compare", help="two takes side by side (A/B): settings that differ and measures")
+    p.add_argument("a", help=ref_help)
+    p.add_argument("b", help=ref_help)
+    _common(p, _compare)
+
+    p = commands.add_parser("keep", help="keep a take's settings as a preset of its model")
+    p.add_argument("entry", help=ref_help)
+    p.add_argument("name", help="preset name")
+    p.add_argument("--library", default=None, metavar="PATH", help="model library (presets live next to it)")
+    p.add_argument("--overwrite", action="store_true", help="replace a preset of the same name")
+    _common(p, _keep)
+
+    p = commands.add_parser("delete", help="delete one take from the history")
+    p.add_argument("entry", help=ref_help)
+    _common(p, _delete)
+
+    p = commands.add_parser("clear", help="delete every take in the history")
+    p.add_argument("--yes", action="store_true", help="do not ask")
+    _common(p, _clear)
