@@ -9,6 +9,7 @@ EXAMPLE_DIR := data/example
 DEMO_OUT := out/demo
 # The demo keeps its model in a library of its own (not the user's), under a name unique to this run.
 DEMO_LIBRARY := $(DEMO_OUT)/library
+DEMO_HISTORY := $(DEMO_OUT)/history
 DEMO_RUN := demo-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: setup demo test clean
@@ -34,6 +35,13 @@ demo: setup
 	$(BIN)/distill generate $(DEMO_RUN) --library $(DEMO_LIBRARY) -n 3 -d 4 --seed 1 -o $(DEMO_OUT)/generated
 	$(BIN)/distill generate $(DEMO_RUN) --library $(DEMO_LIBRARY) -d 20 --seed 7 --evolution 0.8 \
 		--slider 1=6 --format flac --bit-depth 24 --title "distill demo" -o $(DEMO_OUT)/generated
+	$(BIN)/distill generate $(DEMO_RUN) --library $(DEMO_LIBRARY) -d 8 --seed 3 --spatial stereo --width 0.8 \
+		--loudness -16 --history --history-dir $(DEMO_HISTORY) -o $(DEMO_OUT)/generated
+	$(BIN)/distill generate $(DEMO_RUN) --library $(DEMO_LIBRARY) -d 8 --seed 3 --spatial binaural --azimuth 60 \
+		--depth 0.4 --loudness -16 --history --history-dir $(DEMO_HISTORY) -o $(DEMO_OUT)/generated
+	$(BIN)/distill history compare 2 1 --history-dir $(DEMO_HISTORY)
+	$(BIN)/distill history keep 1 "binaural at 60" --history-dir $(DEMO_HISTORY) --library $(DEMO_LIBRARY)
+	$(BIN)/distill preset list $(DEMO_RUN) --library $(DEMO_LIBRARY)
 
 test: setup
 	$(BIN)/python -m pytest -q
