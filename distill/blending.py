@@ -24,6 +24,7 @@ share the main model's remainder, which must stay above 0.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,9 +112,11 @@ def generate_blended(main: LoadedModel, parts: list[BlendPart], duration: float,
         audio = _latent_blend(weighted, samples, seed, evolution, offset)
     else:
         base = main.generate(duration, seed, sliders=sliders, evolution=evolution, **limits)
-        audio = _audio_blend(base.audio, weighted, duration, seed, evolution, samples, main.sample_rate)
+        audio, reference = _audio_blend(base.audio, weighted, duration, seed, evolution, samples, main.sample_rate)
     info = {"mode": mode, "reason": reason,
             "models": [{**m.identity, "weight": round(w, 6)} for m, w in weighted]}
+    if mode == AUDIO:
+        info["matched_lufs"] = None if reference is None else round(reference, 3)
     positions = main.space.normalise_positions(dict(sliders or {}))
     return Take(audio, main.sample_rate, int(seed), float(duration), positions, float(evolution),
                 dict(main.identity), blend=info)
@@ -130,13 +133,23 @@ def _latent_blend(weighted: list[tuple[LoadedModel, float]], samples: int, seed:
 
 
 def _audio_blend(base: np.ndarray, weighted: list[tuple[LoadedModel, float]], duration: float, seed: int,
-                 evolution: float, samples: int, rate: int) -> np.ndarray:
-    reference = integrated_loudness(base, rate)
-    mix = weighted[0][1] * match_loudness(base, rate, reference).astype(np.float64)
-    for model, weight in weighted[1:]:
+                 evolution: float, samples: int, rate: int) -> tuple[np.ndarray, float | None]:
+    """The loudness-matched mix and the loudness it was matched to (``None`` when every take is silent)."""
+    takes = [base]
+    for model, _ in weighted[1:]:
         audio = model.generate(duration, seed, evolution=evolution).audio
         if model.sample_rate != rate:
             audio = soxr.resample(audio, model.sample_rate, rate, quality="HQ").astype(np.float32)
-        audio = np.pad(audio[:samples], (0, max(0, samples - audio.shape[0])))
-        mix += weight * match_loudness(audio, rate, reference)
-    return match_loudness(mix.astype(np.float32), rate, reference)
+        takes.append(np.pad(audio[:samples], (0, max(0, samples - audio.shape[0]))))
+    levels = [integrated_loudness(t, rate) for t in takes]
+    audible = [level for level in levels if math.isfinite(level)]
+    if not audible:  # nothing to match: silence mixed is silence
+        return sum(w * t for (_, w), t in zip(weighted, takes, strict=True)).astype(np.float32), None
+    # the main take's loudness; a silent main take (an untrained or gated-away model) borrows the loudest
+    reference = levels[0] if math.isfinite(levels[0]) else max(audible)
+    mix = sum(w * (match_loudness(t, rate, reference) if math.isfinite(level) else t).astype(np.float64)
+              for (_, w), t, level in zip(weighted, takes, levels, strict=True))
+    mix = mix.astype(np.float32)
+    if math.isfinite(integrated_loudness(mix, rate)):
+        mix = match_loudness(mix, rate, reference)
+    return mix, reference

@@ -120,6 +120,10 @@ def test_history_compare_keep_and_clear(run, tmp_path):
     code, kept, err = run("history", "keep", "1", "second take", json_out=True)
     assert code == 0 and kept["settings"]["seed"] == 2, err
     assert run("preset", "load", "shape-a", "second take")[0] == 0
+    code, saved, err = run("preset", "save", "shape-a", "from history", "--from-history", "2", "--spatial", "stereo",
+                           "--width", "0.2", json_out=True)
+    assert code == 0, err
+    assert saved["settings"]["seed"] == 1 and saved["settings"]["spatial"]["width"] == 0.2
     code, out, _ = run("history", "clear", "--yes", json_out=True)
     assert out == {"removed": 2}
     assert run("history", "list", json_out=True)[1] == []

@@ -106,3 +106,16 @@ def test_produce_checks_before_generating(models):
         produce(models["a"], TakeRequest(duration=0.01), [])
     with pytest.raises(ValueError, match="unknown slider"):
         produce(models["a"], TakeRequest(duration=1.0, sliders={"sparkle": 2}), [])
+
+
+def test_audio_blend_with_a_silent_main_take_matches_the_other_model(models, monkeypatch):
+    from dataclasses import replace
+
+    a, b = models["a"], models["b"]
+    silent = replace(a.generate(1.0, 3), audio=np.zeros(RATE, np.float32))
+    monkeypatch.setattr(a, "generate", lambda *args, **kwargs: silent)
+    take = generate_blended(a, [BlendPart(b, 0.4)], 1.0, seed=3)
+    other = b.generate(1.0, 3).audio
+    assert np.isfinite(take.audio).all()
+    assert take.blend["matched_lufs"] == pytest.approx(integrated_loudness(other, RATE), abs=1e-3)
+    assert integrated_loudness(take.audio, RATE) == pytest.approx(integrated_loudness(other, RATE), abs=0.1)
