@@ -8,6 +8,9 @@ import json
 
 from distill.cli_common import EXIT_OK, CommandError, ask, json_errors, notes
 
+# parameters a take records that are outcomes, not settings (the loudness report, why a blend mode was chosen)
+RESULT_KEYS = {f"loudness.{k}" for k in ("before_lufs", "after_lufs", "gain_db", "true_peak_dbtp", "limited",
+                                         "max_reduction_db", "note")} | {"blend.reason", "blend.matched_lufs"}
 MEASURES = ("loudness_lufs", "true_peak_dbtp", "brightness", "warmth", "noisiness", "roughness", "density")
 
 
@@ -62,21 +65,30 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _value(value) -> str:
+    """A setting for the A/B table: numbers to 4 significant digits, the rest as JSON."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _compare(args: argparse.Namespace) -> int:
     comparison = _history(args).compare(args.a, args.b)
     if args.json:
         print(json.dumps(comparison, ensure_ascii=False))
         return EXIT_OK
     a, b = comparison["a"], comparison["b"]
-    print(f"{'':<24} {'A ' + a['id']:<30} {'B ' + b['id']:<30}")
-    for key, (x, y) in comparison["differences"].items():
-        print(f"{key:<24} {json.dumps(x, ensure_ascii=False):<30} {json.dumps(y, ensure_ascii=False):<30}")
-    if not comparison["differences"]:
+    # what was asked for differs; what it led to (the loudness report, …) is in the measures below
+    settings = {k: v for k, v in comparison["differences"].items() if k not in RESULT_KEYS}
+    print(f"{'':<26} {'A ' + a['id']:<28} {'B ' + b['id']:<28}")
+    for key, (x, y) in settings.items():
+        print(f"{key:<26} {_value(x):<28} {_value(y):<28}")
+    if not settings:
         print("(same settings)")
     for name, values in comparison["measures"].items():
         x, y = values.get("a"), values.get("b")
         if isinstance(x, int | float) and isinstance(y, int | float):
-            print(f"{name:<24} {x:<30.2f} {y:<30.2f} (B - A {values['difference']:+.2f})")
+            print(f"{name:<26} {x:<28.4g} {y:<28.4g} (B - A {values['difference']:+.3g})")
     print(f"keep one as a preset: distill history keep {a['id']} NAME  (or {b['id']})")
     return EXIT_OK
 
