@@ -69,3 +69,23 @@ def notes(*categories: type[Warning]) -> Iterator[None]:
                     print(f"distill: note: {item.message}", file=sys.stderr)
                 else:
                     warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+
+
+def reporting(action, categories, subject: str):
+    """``action(args)`` as a subcommand: the warnings of the classes ``categories()`` returns (imported only
+    when the command runs, so ``--help`` stays instant) printed as notes, every ``ValueError``
+    (unknown reference, bad setting, an index that cannot be written) and ``OSError`` turned into one
+    :class:`CommandError` line (naming the file, else ``subject``), ``--json`` errors as JSON."""
+
+    def run(args: argparse.Namespace) -> int:
+        with notes(*categories()):
+            try:
+                return action(args)
+            except CommandError:
+                raise
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+            except OSError as exc:
+                raise CommandError(f"{exc.filename or subject}: {exc.strerror or exc}") from None
+
+    return json_errors(run)

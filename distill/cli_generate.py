@@ -102,7 +102,7 @@ def _generate(args: argparse.Namespace) -> int:
     model = _load(args)
     base = None
     if args.preset:
-        base = preset_settings(_presets(args), model.identity, args.preset, model.space)
+        base = preset_settings(_presets(args), model.identity, args.preset, model.space)[1]
     settings = request_settings(args, base)
     settings.setdefault("duration", DEFAULT_DURATION)
     random_seed = settings.get("seed") is None
@@ -161,11 +161,10 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _presets(args: argparse.Namespace):
-    from distill.settings import load_settings
     from distill.sound_presets import PresetBook
 
     try:
-        return PresetBook.open(load_settings(library=args.library).library)
+        return PresetBook.open(args.library)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from distill.cli_common import EXIT_OK, CommandError, ask, json_errors, notes
+from distill.cli_common import EXIT_OK, CommandError, ask, reporting
 
 # parameters a take records that are outcomes, not settings (the loudness report, why a blend mode was chosen)
 RESULT_KEYS = {f"loudness.{k}" for k in ("before_lufs", "after_lufs", "gain_db", "true_peak_dbtp", "limited",
@@ -95,13 +95,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _keep(args: argparse.Namespace) -> int:
     from distill.cli_presets import describe, stored_settings
-    from distill.settings import load_settings
     from distill.sound_presets import PresetBook
     from distill.takes import TakeRequest, settings_from_parameters
 
     entry = _history(args).get(args.entry)
     request = TakeRequest.from_dict(settings_from_parameters(entry.parameters))
-    book = PresetBook.open(load_settings(library=args.library).library)
+    book = PresetBook.open(args.library)
     preset = book.save(entry.model, args.name, stored_settings(request, seed_given=True), overwrite=args.overwrite)
     print(json.dumps(preset.to_dict(), ensure_ascii=False) if args.json
           else f"saved preset {preset.name!r} of {entry.model['name']} from {entry.id}: {describe(preset.settings)}")
@@ -123,29 +122,18 @@ def _clear(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run(action):
-    def run(args: argparse.Namespace) -> int:
-        from distill.history import HistoryWarning
-        from distill.sound_presets import PresetWarning
-
-        with notes(HistoryWarning, PresetWarning):
-            try:
-                return action(args)
-            except CommandError:
-                raise
-            except ValueError as exc:  # unknown entry, settings, an index or folder that cannot be written
-                raise CommandError(str(exc)) from None
-            except OSError as exc:
-                raise CommandError(f"{exc.filename or 'history'}: {exc.strerror or exc}") from None
-
-    return json_errors(run)
-
-
 def _common(p: argparse.ArgumentParser, action) -> None:
     p.add_argument("--history-dir", default=None, metavar="PATH",
                    help="history folder (default: $DISTILL_HISTORY, else the settings file's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(func=_run(action))
+    p.set_defaults(func=reporting(action, _warnings, "history"))
+
+
+def _warnings() -> tuple[type[Warning], ...]:
+    from distill.history import HistoryWarning
+    from distill.sound_presets import PresetWarning
+
+    return HistoryWarning, PresetWarning
 
 
 def add_history_commands(sub) -> None:

@@ -9,15 +9,14 @@ import argparse
 import json
 import shlex
 
-from distill.cli_common import EXIT_OK, CommandError, json_errors, notes
-from distill.cli_takes import add_take_options, build_request, labelled, request_settings
+from distill.cli_common import EXIT_OK, reporting
+from distill.cli_takes import add_take_options, build_request, labelled, preset_settings, request_settings
 
 
 def _book(args: argparse.Namespace):
-    from distill.settings import load_settings
     from distill.sound_presets import PresetBook
 
-    return PresetBook.open(load_settings(library=args.library).library)
+    return PresetBook.open(args.library)
 
 
 def _model(args: argparse.Namespace):
@@ -84,12 +83,8 @@ def _save(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from distill.sound_presets import PresetWarning, settings_for_model
-
     identity, space = _model(args)
-    preset = _book(args).get(identity, args.name)
-    with notes(PresetWarning):
-        settings, missing = settings_for_model(preset, [s.label for s in space.sliders])
+    preset, settings, missing = preset_settings(_book(args), identity, args.name, space)
     if args.json:
         print(json.dumps({**preset.to_dict(), "settings": settings, "missing_sliders": missing}, ensure_ascii=False))
     else:
@@ -128,30 +123,17 @@ def _delete(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_preset_command(action):
-    """``action(args)`` with every known failure as a :class:`CommandError` and recovery notes printed."""
-
-    def run(args: argparse.Namespace) -> int:
-        from distill.sound_presets import PresetWarning
-
-        with notes(PresetWarning):
-            try:
-                return action(args)
-            except CommandError:
-                raise
-            except ValueError as exc:  # unknown model/preset, bad name, settings, index that cannot be written
-                raise CommandError(str(exc)) from None
-            except OSError as exc:
-                raise CommandError(f"{exc.filename or 'presets'}: {exc.strerror or exc}") from None
-
-    return json_errors(run)
-
-
 def _common(p: argparse.ArgumentParser, action) -> None:
     p.add_argument("--library", default=None, metavar="PATH",
                    help="model library folder or URI; presets live next to it (default: from settings)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(func=run_preset_command(action))
+    p.set_defaults(func=reporting(action, _warnings, "presets"))
+
+
+def _warnings() -> tuple[type[Warning], ...]:
+    from distill.sound_presets import PresetWarning
+
+    return (PresetWarning,)
 
 
 def add_preset_commands(sub) -> None:

@@ -95,8 +95,9 @@ def labelled(request, space):
     return replace(request, sliders=space.normalise_positions(request.sliders))
 
 
-def preset_settings(book, identity: dict, name: str, space) -> dict:
-    """Preset ``name``'s settings for the model, minus sliders it no longer has (a note names them)."""
+def preset_settings(book, identity: dict, name: str, space) -> tuple:
+    """``(preset, settings, missing)``: preset ``name`` of the model, its settings minus the sliders the
+    model no longer has, and those sliders' labels (a note names them)."""
     from distill.sound_presets import PresetError, PresetWarning, settings_for_model
 
     try:
@@ -104,5 +105,5 @@ def preset_settings(book, identity: dict, name: str, space) -> dict:
     except PresetError as exc:
         raise CommandError(str(exc)) from None
     with notes(PresetWarning):
-        settings, _ = settings_for_model(preset, [s.label for s in space.sliders])
-    return settings
+        settings, missing = settings_for_model(preset, [s.label for s in space.sliders])
+    return preset, settings, missing

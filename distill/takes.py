@@ -111,7 +111,7 @@ def produce(model: LoadedModel, request: TakeRequest, blend_models: list[LoadedM
     if len(blend_models) != len(request.blend):
         raise ValueError(f"{len(request.blend)} blend models requested, {len(blend_models)} given")
     parts = [BlendPart(m, w) for m, (_, w) in zip(blend_models, request.blend, strict=True)]
-    model.check_request(request.duration, request.sliders, request.evolution, max_duration)
+    # generate_blended checks duration, sliders and evolution before it generates anything
     take = generate_blended(model, parts, request.duration, request.seed, sliders=request.sliders,
                             evolution=request.evolution, max_duration=max_duration)
     return shape(take, request.spatial, request.loudness)
