@@ -17,6 +17,7 @@ from distill.cli_generate import add_generate_commands
 from distill.cli_history import add_history_commands
 from distill.cli_models import add_model_commands
 from distill.cli_presets import add_preset_commands
+from distill.cli_sweep import add_sweep_command
 
 
 def _cmd_example_data(args: argparse.Namespace) -> int:
@@ -351,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model on a folder of audio (Ray Train); prepares the data first")
     add_train_arguments(p)
+    add_sweep_command(sub)
     add_generate_commands(sub)
     add_model_commands(sub)
     add_preset_commands(sub)

@@ -46,14 +46,15 @@ def read_run_model(run: RunFolder) -> ModelFile | None:
     return from_bytes(run.store.read_bytes(MODEL_FILE), run.display(MODEL_FILE))
 
 
-def keep_in_library(run: RunFolder, library: str | None = None) -> dict | None:
-    """Add the run's model file to the library (``None``: the settings' one); returns
-    ``{"name", "id", "library"}``, or ``None`` when the run has no model file."""
+def keep_in_library(run: RunFolder, library: str | None = None, name: str | None = None,
+                    tags=(), description: str | None = None) -> dict | None:
+    """Add the run's model file to the library (``None``: the settings' one) under ``name`` (default:
+    the run's); returns ``{"name", "id", "library"}``, or ``None`` when the run has no model file."""
     from distill.library import Library
 
     mf = read_run_model(run)
     if mf is None:
         return None
     lib = Library.open(library)
-    entry = lib.add(mf)
+    entry = lib.add(mf, name=name, tags=tags, description=description)
     return {"name": entry.name, "id": entry.id, "library": lib.display}

@@ -74,7 +74,7 @@ def resolve_config(data_dir: str | Path, preset: str | None = None, config_file:
     return cfg
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise RunError(f"run name {name!r}: use letters, digits, '.', '_' or '-' (at most 100 characters)")
     return name
@@ -83,7 +83,7 @@ def _check_name(name: str) -> str:
 def _locate(resume: str, storage: str) -> tuple[str, str]:
     """A run reference → ``(storage, name)``: a plain name lives under ``storage``, else it is a location."""
     if "/" not in resume and "\\" not in resume and "://" not in resume:
-        return storage, _check_name(resume)
+        return storage, check_name(resume)
     location = resume if "://" in resume else str(Path(resume).expanduser().resolve())
     parent, _, name = location.rstrip("/").rpartition("/")
     return parent, name
@@ -118,7 +118,7 @@ def plan_run(data_dir: str | Path, *, preset: str | None = None, config_file: st
             cfg = cfg.with_overrides(overrides, "command line")
         return PlannedRun(run, run_name, storage, cfg, str(root), info["cache"], resumed=True)
     cfg = resolve_config(root, preset, config_file, overrides)
-    run_name = _check_name(name or f"{root.name or 'run'}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    run_name = check_name(name or f"{root.name or 'run'}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     run = RunFolder(Store.open(f"{storage.rstrip('/')}/{run_name}"))
     if run.exists():
         raise RunError(f"{run.display()}: a run with this name exists; continue it with --resume {run_name} "
@@ -140,5 +140,5 @@ def record_run(planned: PlannedRun, **extra) -> None:
                            "lineage": uuid.uuid4().hex, "status": "created", "created": now(), **extra})
 
 
-__all__ = ["ConfigError", "PlannedRun", "RunError", "plan_run", "record_run", "resolve_config",
+__all__ = ["ConfigError", "PlannedRun", "RunError", "plan_run", "record_run", "resolve_config", "check_name",
            "collection_size", "default_storage"]

@@ -48,6 +48,7 @@ POLL_SECONDS = 1.0
 # training worker on 2 CPUs), a materialized one 0.01–0.05 s.
 MATERIALIZE_SHARE = 0.25
 SHUFFLE_ROWS = 256  # local shuffle buffer per worker (rows of ~96 kB at the defaults)
+MIN_WORKER_CPUS = 0.25  # the smallest Ray CPU share a local worker asks for (a sweep fits its trials to it)
 
 
 class TrainError(RuntimeError):
@@ -72,6 +73,16 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
+class Sharing:
+    """The machine one run's workers are planned on (see :func:`plan_workers`)."""
+
+    total_cpus: int | None  # the CPUs Ray has (None: this machine's)
+    on_cluster: bool  # a cluster's resources: whole CPUs per worker, Ray places them
+    runs: int = 1  # runs training at the same time on these CPUs (a sweep's concurrent trials)
+    driver_cpus: float = 0.0  # CPUs each run's driver holds (a Tune trial's share)
+
+
+@dataclass(frozen=True)
 class WorkerPlan:
     """How many workers, with what resources, and how each one reads (sent to the workers)."""
 
@@ -85,12 +96,14 @@ class WorkerPlan:
 
 
 def plan_workers(workers: int, gpu: bool, batch_size: int, rows_train: int, rows_val: int,
-                 total_cpus: int | None, on_cluster: bool) -> WorkerPlan:
+                 total_cpus: int | None, on_cluster: bool, runs: int = 1, driver_cpus: float = 0.0) -> WorkerPlan:
     """Resources per worker so that Ray Data and training never starve each other.
 
     Locally, workers share all CPUs but one, which stays free for Ray Data (fractional CPUs: a
-    Ray CPU is a scheduling unit, torch threads are set separately). ``batch_size`` is the global
-    batch; each worker takes its share, so results do not depend on the worker count.
+    Ray CPU is a scheduling unit, torch threads are set separately). ``runs`` runs train at the
+    same time (a sweep's concurrent trials), each with a driver holding ``driver_cpus``: they
+    split the same CPUs. ``batch_size`` is the global batch; each worker takes its share, so
+    results do not depend on the worker count.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -98,8 +111,10 @@ def plan_workers(workers: int, gpu: bool, batch_size: int, rows_train: int, rows
         cpus, threads = 1.0, None
     else:
         total = total_cpus or os.cpu_count() or 1
-        cpus = max(0.25, min(1.0, (total - 1) / workers)) if total > 1 else 0.5 / workers
-        threads = max(1, total // workers)
+        slots = workers * runs
+        free = total - 1 - runs * driver_cpus
+        cpus = max(MIN_WORKER_CPUS, min(1.0, free / slots)) if total > 1 else 0.5 / slots
+        threads = max(1, int(total // slots))
     per_worker = max(1, batch_size // workers)
     rows_per_worker = rows_train // workers  # Ray Train's split is equal: the remainder is dropped
     if rows_per_worker < 1:
@@ -163,7 +178,8 @@ def train_model(data_dir: str, *, preset: str | None = None, config_file: str | 
                 num_cpus: int | None = None, max_failures: int = 2,
                 progress: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None,
                 after_epoch: Callable[[int, int], None] | None = None,
-                prepare_progress: Callable | None = None, library: str | None = None,
+                prepare_progress: Callable | None = None, library: str | None = None, keep: bool = True,
+                sharing: Sharing | None = None, callbacks: list | None = None, datasets: dict | None = None,
                 **prepare_options) -> TrainResult:
     """Train a model on the audio in ``data_dir`` (or continue the run ``resume``) on Ray Train.
 
@@ -171,7 +187,10 @@ def train_model(data_dir: str, *, preset: str | None = None, config_file: str | 
     run's ``progress.json`` whenever it changes; ``after_epoch(epoch, rank)`` runs on every worker
     after every epoch (tests inject failures with it). ``prepare_options`` go to
     :func:`prepare_dataset` (``yes``, ``confirm``, …). The finished run's model file is added to
-    ``library`` (default: the user's, from the settings). Raises :class:`TrainError`,
+    ``library`` (default: the user's, from the settings) unless ``keep`` is false. A sweep's trials
+    pass ``sharing`` (how many runs split the machine), ``callbacks`` (Ray Train user callbacks,
+    e.g. Tune's reporter) and ``datasets`` (:func:`training_datasets` of the same cache, read once
+    for all trials). Raises :class:`TrainError`,
     :class:`~distill.training_run.RunError`, :class:`~distill.training_config.ConfigError` or
     :class:`~distill.prepare.PrepareError` with a readable message.
     """
@@ -187,12 +206,15 @@ def train_model(data_dir: str, *, preset: str | None = None, config_file: str | 
         raise PrepareError(f"{prepared.store.display()}: no training rows (every file is in the validation split)")
     if prepared_result.split_note:
         say(f"note: {prepared_result.split_note}")
-    on_cluster = bool(os.environ.get("RAY_ADDRESS"))
+    sharing = sharing or Sharing(num_cpus, bool(os.environ.get("RAY_ADDRESS")))
     plan = plan_workers(workers, gpu, cfg.train.batch_size, prepared.num_rows(TRAIN), prepared.num_rows(VAL),
-                        num_cpus, on_cluster)
+                        sharing.total_cpus, sharing.on_cluster, sharing.runs, sharing.driver_cpus)
     record_run(planned, workers=workers, gpu=gpu)
-    result = _fit(planned, prepared, plan, num_cpus, max_failures, progress, after_epoch)
-    if result.stopped != "interrupted":
+    if datasets is None:
+        ensure_ray(num_cpus)
+        datasets = training_datasets(prepared, cfg.train.seed)
+    result = _fit(planned, prepared, plan, num_cpus, max_failures, progress, after_epoch, callbacks or [], datasets)
+    if keep and result.stopped != "interrupted":
         try:
             result.model = keep_in_library(planned.run, library)
         except (ValueError, OSError) as exc:  # the run is fine; only the library is unusable
@@ -201,6 +223,15 @@ def train_model(data_dir: str, *, preset: str | None = None, config_file: str | 
         if result.model:
             say(f"model {result.model['name']} ({result.model['id']}) kept in {result.model['library']}")
     return result
+
+
+def training_datasets(prepared: PreparedDataset, seed: int) -> dict:
+    """The Ray Datasets a run trains on: ``train`` (blocks in an order seeded by ``seed``) and ``val``."""
+    configure_ray_data()
+    datasets = {TRAIN: _dataset(prepared, TRAIN, seed)}
+    if prepared.num_rows(VAL) > 0:
+        datasets[VAL] = _dataset(prepared, VAL, None)
+    return datasets
 
 
 def _dataset(prepared: PreparedDataset, split: str, seed: int | None):
@@ -220,7 +251,8 @@ def _dataset(prepared: PreparedDataset, split: str, seed: int | None):
 
 
 def _fit(planned: PlannedRun, prepared: PreparedDataset, plan: WorkerPlan, num_cpus: int | None,
-         max_failures: int, progress: Callable[[dict], None] | None, after_epoch) -> TrainResult:
+         max_failures: int, progress: Callable[[dict], None] | None, after_epoch, callbacks: list,
+         datasets: dict) -> TrainResult:
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -231,9 +263,6 @@ def _fit(planned: PlannedRun, prepared: PreparedDataset, plan: WorkerPlan, num_c
         ingest = ray.train.DataConfig.default_ingest_options()
     ingest.preserve_order = True
     cfg = planned.config
-    datasets = {TRAIN: _dataset(prepared, TRAIN, cfg.train.seed)}
-    if plan.has_val:
-        datasets[VAL] = _dataset(prepared, VAL, None)
     spec = RunSpec(planned.run.store.path(), planned.cache, planned.data_dir, cfg.to_dict())
     trainer = TorchTrainer(
         _worker,
@@ -244,6 +273,7 @@ def _fit(planned: PlannedRun, prepared: PreparedDataset, plan: WorkerPlan, num_c
             resources_per_worker={"CPU": plan.cpus_per_worker, **({"GPU": 1} if plan.gpu else {})}),
         run_config=ray.train.RunConfig(name=planned.name, storage_path=planned.storage,
                                        failure_config=ray.train.FailureConfig(max_failures=max_failures),
+                                       callbacks=callbacks,
                                        # Progress is ours (progress.json); Ray's per-report INFO lines
                                        # would repeat every metric on the console.
                                        logging_config=ray.train.LoggingConfig(log_level="WARNING")),
