@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from distill.cli_common import EXIT_OK, CommandError, json_errors
+from distill.cli_common import EXIT_ERROR, EXIT_OK, CommandError, json_errors
 
 EXIT_INTERRUPTED = 130
 
@@ -44,7 +44,9 @@ def _sweep(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # before the trials started (preparing, starting Ray)
         print("distill: interrupted before the sweep started", file=sys.stderr)
         return EXIT_INTERRUPTED
-    code = EXIT_INTERRUPTED if result.stopped == "interrupted" else EXIT_OK
+    code = EXIT_INTERRUPTED if result.stopped == "interrupted" else EXIT_OK if result.best else EXIT_ERROR
+    if code == EXIT_ERROR:  # the table (or the JSON) names each trial's error
+        print("distill: error: no trial finished an epoch with a score", file=sys.stderr)
     if code == EXIT_INTERRUPTED:
         done = sum(t.status in ("completed", "early_stop", "time_budget", "stopped_early") for t in result.trials)
         storage = f" --storage {args.storage}" if args.storage else ""

@@ -181,6 +181,9 @@ def run_sweep(data_dir: str, *, trials: int | None = None, max_concurrent: int |
 def _finish(folder: Store, definition: dict, space: SearchSpace, stopped: str, concurrency: int,
             library: str | None, notes: list[str], say: Callable[[str], None], num_cpus: int | None) -> SweepResult:
     outcomes = read_outcomes(folder, space, stopped)
+    if stopped == "sweep_budget" and len(outcomes) == definition["trials"] and all(
+            o.status not in ("sweep_budget", "pending") for o in outcomes):
+        stopped = "completed"  # the budget ran out just as the last trial finished
     for outcome in outcomes:  # a stopped trial's run folder says why (its driver was ended mid-run)
         if outcome.run_dir and outcome.status in ("stopped_early", "sweep_budget", "interrupted"):
             RunFolder.open(outcome.run_dir).update_run(status=outcome.status, error=None)
@@ -221,6 +224,7 @@ def _keep_best(folder: Store, definition: dict, best: TrialOutcome, library: str
         say(f"writing the model file of trial {best.number} (it stopped before its end)")
         train_model(definition["data_dir"], resume=best.trial, storage=folder.path(RUNS_DIR),
                     overrides={"train": {"epochs": best.epochs}}, num_cpus=num_cpus, keep=False, yes=True)
+        run.update_run(status=best.status)  # what stopped it, not the ending's "completed"
     try:
         return keep_in_library(run, library, name=definition["name"])
     except (ValueError, OSError) as exc:
