@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,7 +221,20 @@ def _number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _number_text(value):
+    """YAML 1.1 (PyYAML) reads ``1e-5`` as text (it wants ``1.0e-5``); such a value is the number."""
+    return float(value) if isinstance(value, str) and _FLOAT.match(value.strip()) else value
+
+
 def _dimension(name: str, spec, source: str) -> Dimension:
+    if isinstance(spec, dict) and len(spec) == 1 and isinstance(next(iter(spec.values())), list):
+        kind, values = next(iter(spec.items()))
+        spec = {kind: [_number_text(v) for v in values]}
+    else:
+        spec = _number_text(spec)
     if not isinstance(spec, dict):
         if isinstance(spec, float) and not math.isfinite(spec):
             raise SpaceError(f"{source}: {name} must be finite, got {spec}")

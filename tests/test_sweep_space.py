@@ -106,6 +106,11 @@ def test_malformed_spaces_are_refused_naming_the_file_and_field(tmp_path, text, 
         assert part in message
 
 
+def test_yaml_exponents_without_a_dot_are_numbers(tmp_path):
+    space = load_space(_write(tmp_path, "s.yml", "loss.kl_beta: {loguniform: [1e-5, 1e-2]}\nloss.free_bits: 5e-2\n"))
+    assert space.dimensions[0].values == (1e-5, 1e-2) and space.dimensions[1].values == (0.05,)
+
+
 def test_space_files_need_a_known_format(tmp_path):
     with pytest.raises(SpaceError, match="yaml, .yml, .toml or .json"):
         load_space(_write(tmp_path, "space.txt", "loss.kl_beta = 1"))
@@ -158,6 +163,8 @@ def test_concurrency_fits_the_machine():
     assert plan_concurrency(3, None, 1, False, 16, 0, False) == (3, None)  # never more than the trials
     assert plan_concurrency(8, None, 2, True, 16, 4, False) == (2, None)  # GPUs: two 2-GPU trials
     assert plan_concurrency(8, 12, 1, True, 64, 8, True) == (8, None)  # a cluster: as asked (autoscaling)
+    count, note = plan_concurrency(8, 3, 1, True, 16, 2, False)
+    assert count == 2 and "2 GPUs" in note
     with pytest.raises(SweepError, match="GPU"):
         plan_concurrency(8, None, 1, True, 16, 0, False)
     # ... and the workers of those trials leave one CPU to Ray Data between them.

@@ -103,8 +103,9 @@ def plan_concurrency(trials: int, requested: int | None, workers: int, gpu: bool
         return max(1, min(trials, default)), None
     if on_cluster or requested <= fits:
         return min(trials, requested), None
-    return min(trials, fits), (f"--max-concurrent {requested} does not fit {cpus:g} CPUs with one kept for "
-                               f"reading data; running {fits} at a time")
+    room = (f"{gpus:g} GPUs at {workers} per trial" if gpu else
+            f"{cpus:g} CPUs with one kept for reading data")
+    return min(trials, fits), f"--max-concurrent {requested} does not fit {room}; running {fits} at a time"
 
 
 def run_sweep(data_dir: str, *, trials: int | None = None, max_concurrent: int | None = None,
