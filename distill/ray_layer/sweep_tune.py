@@ -96,7 +96,10 @@ def run_experiment(folder: Store, definition: dict, space: SearchSpace, job: dic
                 # The generator itself limits concurrency: TuneConfig.max_concurrent_trials is
                 # ignored (with a warning) once a search algorithm is given.
                 search_alg=BasicVariantGenerator(max_concurrent=concurrency, random_state=definition["seed"]),
-                trial_dirname_creator=lambda trial: trial.trial_id, reuse_actors=True),
+                trial_dirname_creator=lambda trial: trial.trial_id,
+                # Not reused: after ASHA stopped a trial, reusing its actor failed ("reset_config()
+                # … must return True") and the sweep hung (Ray 2.60).
+                reuse_actors=False),
             run_config=tune.RunConfig(name=TUNE_DIR, storage_path=folder.path(), verbose=0,
                                       callbacks=[progress], log_to_file=True))
     # A restored Tuner runs with the settings pickled when the sweep started: the callback that
