@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 # What a trial's status means, for the table's legend and the README.
 STATUSES = {
@@ -38,12 +38,9 @@ class TrialOutcome:
     best_epoch: int | None = None
     run_dir: str | None = None
     error: str | None = None
-    curve: list = field(default_factory=list)  # (epoch, val_mrstft) per epoch
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data.pop("curve")
-        return data
+        return asdict(self)
 
 
 def objective(rows: list[dict]) -> tuple[float | None, int | None]:

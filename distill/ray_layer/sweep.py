@@ -234,11 +234,4 @@ def _keep_best(folder: Store, definition: dict, best: TrialOutcome, library: str
         return None
 
 
-def describe_trial_count(result: SweepResult) -> str:
-    counts: dict[str, int] = {}
-    for trial in result.trials:
-        counts[trial.status] = counts.get(trial.status, 0) + 1
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
 __all__ = ["SweepError", "SweepResult", "plan_concurrency", "run_sweep"]

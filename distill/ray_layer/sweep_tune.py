@@ -189,8 +189,7 @@ def read_outcomes(folder: Store, space: SearchSpace, stopped: str) -> list[Trial
         else:
             status = "stopped_early"
         outcomes.append(TrialOutcome(trial.trial_id, number, params, status, rows[-1]["epoch"] if rows else 0,
-                                     val, best_epoch, run.display() if rows else None, error,
-                                     [(r["epoch"], r.get(METRIC)) for r in rows]))
+                                     val, best_epoch, run.display() if rows else None, error))
     return outcomes
 
 
