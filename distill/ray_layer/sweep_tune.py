@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from distill.ray_layer.train import cause_line
 from distill.run_folder import RunFolder
 from distill.storage import Store
 from distill.sweep_definition import RUNS_DIR, TUNE_DIR
@@ -200,6 +201,4 @@ def _error_line(trial) -> str:
         text = Path(path).read_text(encoding="utf-8", errors="replace") if path and Path(path).exists() else ""
     except (OSError, AttributeError):
         pass
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line]
-    return (errors[-1] if errors else lines[-1] if lines else "the trial failed")[:300]
+    return cause_line(text, "the trial failed")

@@ -164,12 +164,15 @@ def _worker(config: dict) -> None:
     run_worker(RunSpec(**config["spec"]), env)
 
 
-def _cause(exc: BaseException) -> str:
-    """The innermost readable line of a Ray Train failure."""
-    text = str(exc).strip()
+def cause_line(text: str, fallback: str) -> str:
+    """The innermost readable line of a Ray failure's text (a traceback): its last error line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if "Error" in line or "Exception" in line]
-    return (errors[-1] if errors else lines[-1] if lines else type(exc).__name__)[:300]
+    return (errors[-1] if errors else lines[-1] if lines else fallback)[:300]
+
+
+def _cause(exc: BaseException) -> str:
+    return cause_line(str(exc), type(exc).__name__)
 
 
 def train_model(data_dir: str, *, preset: str | None = None, config_file: str | None = None,
