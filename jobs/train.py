@@ -15,13 +15,9 @@ def main(argv: list[str]) -> int:
     from distill.cli import main as distill_main
 
     if "--smoke-test" in argv:
-        from distill.example_data import write_example_data
+        from _smoke import smoke_argv
 
-        argv = [a for a in argv if a != "--smoke-test"]
-        if not argv or argv[0].startswith("-"):  # DIR is optional for a smoke test
-            argv = ["distill-smoke", *argv]
-        write_example_data(argv[0])
-        argv = [*argv, "--preset", "tiny", "--yes"]  # the last --preset wins
+        argv = smoke_argv(argv)
     return distill_main(["train", *argv])
 
 
