@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from distill.prepared import PreparedDataset
-from distill.ray_layer import configure_ray_data, ensure_ray
+from distill.ray_layer import ensure_ray
 from distill.ray_layer.prepare import prepare_dataset
 from distill.ray_layer.sweep_tune import TRIAL_DRIVER_CPUS, asha_rungs, read_outcomes, run_experiment
 from distill.ray_layer.train import MIN_WORKER_CPUS, Sharing, train_model, training_datasets
@@ -147,7 +147,6 @@ def run_sweep(data_dir: str, *, trials: int | None = None, max_concurrent: int |
     if prepared.split_note:
         say(f"note: {prepared.split_note}")
     ensure_ray(num_cpus)
-    configure_ray_data()
     import ray
 
     resources = ray.cluster_resources()
