@@ -60,12 +60,18 @@ def test_large_cache_without_terminal_needs_yes(tmp_path, example_dir):
     assert not (folder / ".distill/cache/manifest.json").exists()
 
 
+def _journal_entries(folder: Path) -> list[Path]:
+    """Finished files recorded by a build; not the store's in-flight temp files (``.tmp-…``), which
+    pathlib's glob matches too (a kill between their write and rename leaves one behind)."""
+    return [p for p in (folder / ".distill/cache/journal").glob("*.json") if not p.name.startswith(".")]
+
+
 def _start_and_wait_for_a_finished_file(folder: Path) -> subprocess.Popen:
     args = [sys.executable, "-m", "distill.cli", "prepare", str(folder), "--num-cpus", "1", "--yes"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
-    while not list((folder / ".distill/cache/journal").glob("*.json")) and time.monotonic() < deadline:
+    while not _journal_entries(folder) and time.monotonic() < deadline:
         assert proc.poll() is None, "prepare finished before it could be interrupted"
         time.sleep(0.1)
     return proc
@@ -97,7 +103,7 @@ def test_killed_build_is_never_valid_and_a_rerun_completes_it(tmp_path, example_
     cfg = PrepareConfig(augment=AugmentConfig(expansion=10))
     assert not (cache / "manifest.json").exists()
     assert not check_cache(folder, cfg=cfg).fresh  # a killed build is never taken as a valid cache
-    finished = len(list((cache / "journal").glob("*.json")))
+    finished = len(_journal_entries(folder))
     rerun = distill("prepare", folder, "--yes", "--json", timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout.strip().splitlines()[-1])
