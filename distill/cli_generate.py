@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import secrets
 import sys
 from datetime import datetime, timezone
@@ -44,10 +43,6 @@ def _output_folder(location: str) -> Path:
     return folder
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "take"
-
-
 def _free_path(folder: Path, stem: str, extension: str, taken: set[Path]) -> Path:
     """``folder/stem.ext``, or ``stem-2.ext``, … — never an existing file or one of this batch, and never
     a name whose sidecar (``<name>.json``) exists: a take's sidecar must not replace someone's file either."""
@@ -57,21 +52,6 @@ def _free_path(folder: Path, stem: str, extension: str, taken: set[Path]) -> Pat
         path = folder / f"{stem}-{n}{extension}"
     taken.add(path)
     return path
-
-
-def _comment(take, model) -> str:
-    sliders = ", ".join(f"{k}={v:+g}" for k, v in take.sliders.items()) or "none"
-    ident = f" ({model.identity['id']})" if model.identity.get("id") else ""
-    text = (f"distill model {model.identity['name']}{ident}; seed {take.seed}; evolution {take.evolution:g}; "
-            f"sliders {sliders}")
-    if take.blend:
-        text += "; blend " + ", ".join(f"{m['name']} {m['weight']:g}" for m in take.blend["models"][1:]) \
-            + f" ({take.blend['mode']})"
-    if take.spatial and take.spatial["mode"] != "mono":
-        text += f"; {take.spatial['mode']}"
-    if take.loudness:
-        text += f"; {take.loudness['target_lufs']:g} LUFS"
-    return text
 
 
 def _sidecar(take, options, model) -> dict:
@@ -88,7 +68,7 @@ def _generate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from distill.export import ExportOptions, Take, default_extension, write_takes
-    from distill.takes import produce
+    from distill.takes import produce, take_comment, take_stem
 
     if args.count < 1:
         raise CommandError(f"-n/--count must be at least 1, got {args.count}")
@@ -125,8 +105,8 @@ def _generate(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
             takes.append(take)
-            take_options = replace(options, comment=_comment(take, model))
-            path = _free_path(folder, f"{_safe(model.identity['name'])}-seed{take.seed}",
+            take_options = replace(options, comment=take_comment(take))
+            path = _free_path(folder, take_stem(take),
                               default_extension(args.format), taken)
             yield Take(path, take.audio, take.sample_rate, take_options, _sidecar(take, take_options, model))
             # the writer has encoded it (a failed batch never gets here): record it, then keep the metadata only
@@ -181,6 +161,7 @@ def _history(args: argparse.Namespace):
 def _reconstruct(args: argparse.Namespace) -> int:
     from distill.audio_io import AudioFileError, load_audio_with_info
     from distill.export import ExportOptions, Take, write_takes
+    from distill.takes import safe_name
 
     out = Path(args.out).expanduser() if args.out else None
     fmt = (out.suffix.lstrip(".").lower() if out else "wav") or "wav"
@@ -194,7 +175,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     rate = info.sample_rate if info.sample_rate in SAMPLE_RATES and not (fmt == "mp3" and info.sample_rate > 48000) \
         else 48000
     if out is None:
-        out = Path(f"{Path(args.input).stem}.{_safe(model.identity['name'])}.wav")
+        out = Path(f"{Path(args.input).stem}.{safe_name(model.identity['name'])}.wav")
     for existing in (out, Path(f"{out}.json")):
         if existing.exists() and not args.overwrite:
             raise CommandError(f"{existing}: exists; pass --overwrite to replace it")

@@ -15,6 +15,7 @@ final name: a reader never sees half a file, and a failure leaves nothing behind
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import unicodedata
@@ -269,8 +270,27 @@ def _temp_name(final: Path) -> Path:
     return final.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-{final.name}")
 
 
+def encode_bytes(audio: np.ndarray, source_rate: int, options: ExportOptions) -> bytes:
+    """One take as the bytes of a file: (T,) or (T, C) float at ``source_rate`` → rendered (:func:`render`) and
+    encoded in memory, byte for byte what :func:`write_audio` writes to disk for the same input (OGG aside:
+    each Ogg stream gets a random serial number, so two OGG encodings never agree byte for byte, their
+    audio does). For the HTTP endpoint; :class:`ExportError` names the field at fault."""
+    rendered = render(audio, source_rate, options)
+    buffer = io.BytesIO()
+    _encode_to(buffer, rendered, options)
+    return buffer.getvalue()
+
+
 def _encode(path: Path, audio: np.ndarray, options: ExportOptions) -> None:
-    """Encode rendered samples to ``path``; tags go in before any audio (FLAC/OGG write them first)."""
+    """Encode rendered samples to the new file ``path``, durably."""
+    path.touch(exist_ok=False)  # a plain OSError ("Permission denied") where libsndfile only says "System error"
+    _encode_to(path, audio, options)
+    _fsync(path)
+
+
+def _encode_to(target: Path | io.BytesIO, audio: np.ndarray, options: ExportOptions) -> None:
+    """Encode rendered samples to a path or an in-memory file; tags go in before any audio (FLAC/OGG
+    write them first). Encoding to memory gives the same bytes as to disk (libsndfile 1.2.2, checked)."""
     level = None
     if options.format in DEFAULT_QUALITY:  # libsndfile: compression 0 = best … 1 = smallest
         quality = DEFAULT_QUALITY[options.format] if options.quality is None else options.quality
@@ -280,8 +300,7 @@ def _encode(path: Path, audio: np.ndarray, options: ExportOptions) -> None:
     if options.resolved_bit_depth == "16":  # already on the grid (render): write the integers as they are
         samples = np.round(audio.astype(np.float64) * _INT16_SCALE).astype(np.int16)
     channels = 1 if audio.ndim == 1 else audio.shape[1]
-    path.touch(exist_ok=False)  # a plain OSError ("Permission denied") where libsndfile only says "System error"
-    with sf.SoundFile(path, "w", options.sample_rate, channels, soundfile_subtype(options),
+    with sf.SoundFile(target, "w", options.sample_rate, channels, soundfile_subtype(options),
                       format=_SF_FORMAT[options.format], compression_level=level,
                       bitrate_mode="VARIABLE" if options.format == "mp3" else None) as handle:
         for name in TAGS:
@@ -291,7 +310,6 @@ def _encode(path: Path, audio: np.ndarray, options: ExportOptions) -> None:
         if options.format != "mp3":  # LAME fills MP3's own (see the module docstring)
             handle.software = f"distill {__version__}"
         handle.write(samples)
-    _fsync(path)
 
 
 def mp3_text(text: str) -> str:

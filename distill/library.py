@@ -213,13 +213,18 @@ class Library:
                        or any(needle in t.casefold() for t in e.tags)]
         return sorted(entries, key=lambda e: (e.created, e.added), reverse=True)
 
-    def resolve(self, ref: str) -> LibraryEntry:
+    def resolve(self, ref: str, entries: list[LibraryEntry] | None = None) -> LibraryEntry:
         """The model ``ref`` names: an exact id, else an exact name (case-insensitive if no exact match),
         else a unique id prefix (≥ 4 characters), else the path of a model file outside the library.
+        ``entries`` (from :meth:`entries`) saves reading the catalog again.
 
         Raises :class:`AmbiguousModel` listing every candidate, or :class:`UnknownModel` with close names.
         """
-        return self._resolve(self._entries(), ref)
+        return self._resolve(self._entries() if entries is None else entries, ref)
+
+    def entries(self) -> list[LibraryEntry]:
+        """Every model in the library (catalog order)."""
+        return self._entries()
 
     def load(self, ref: str) -> ModelFile:
         """The verified model file ``ref`` names (see :func:`distill.model_file.from_bytes`)."""

@@ -14,13 +14,14 @@ on what the listener gets (:mod:`distill.loudness`, true-peak limited).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from distill.blending import BlendPart, check_weights, generate_blended, parse_blend
 from distill.generation import MAX_SECONDS
-from distill.loaded_model import DEFAULT_EVOLUTION, GenerationError, LoadedModel, Take
+from distill.loaded_model import DEFAULT_EVOLUTION, GenerationError, LoadedModel, Take, TakeSpec
 from distill.loudness import TARGET_RANGE_LUFS, normalize_loudness
 from distill.spatial import SpatialSettings, spatialize
 
@@ -115,6 +116,50 @@ def produce(model: LoadedModel, request: TakeRequest, blend_models: list[LoadedM
     take = generate_blended(model, parts, request.duration, request.seed, sliders=request.sliders,
                             evolution=request.evolution, max_duration=max_duration)
     return shape(take, request.spatial, request.loudness)
+
+
+def produce_many(model: LoadedModel, requests: list[TakeRequest], max_duration: float = MAX_SECONDS) -> list[Take]:
+    """The takes ``requests`` ask of ``model``, each as :func:`produce` makes it, rendered together where
+    that is faster (same-length takes share a decoder batch, :meth:`LoadedModel.generate_many`).
+
+    Blends need their other models and are rendered by :func:`produce` alone; here they are refused.
+    Every request is checked before any audio is made.
+    """
+    for request in requests:
+        request.check()
+        if request.blend:
+            raise ValueError("produce_many renders unblended takes; render a blend with produce()")
+    specs = [TakeSpec(r.duration, r.seed, r.sliders, r.evolution) for r in requests]
+    takes = model.generate_many(specs, max_duration)
+    return [shape(take, r.spatial, r.loudness) for take, r in zip(takes, requests, strict=True)]
+
+
+def take_comment(take: Take) -> str:
+    """The comment tag of an exported take: model, seed, evolution, sliders, blend, space and loudness
+    (the CLI's files and the HTTP endpoint's responses carry the same one, so their bytes agree)."""
+    model = take.model or {}
+    sliders = ", ".join(f"{k}={v:+g}" for k, v in take.sliders.items()) or "none"
+    ident = f" ({model['id']})" if model.get("id") else ""
+    text = (f"distill model {model.get('name', '?')}{ident}; seed {take.seed}; evolution {take.evolution:g}; "
+            f"sliders {sliders}")
+    if take.blend:
+        text += "; blend " + ", ".join(f"{m['name']} {m['weight']:g}" for m in take.blend["models"][1:]) \
+            + f" ({take.blend['mode']})"
+    if take.spatial and take.spatial["mode"] != "mono":
+        text += f"; {take.spatial['mode']}"
+    if take.loudness:
+        text += f"; {take.loudness['target_lufs']:g} LUFS"
+    return text
+
+
+def safe_name(name: str) -> str:
+    """``name`` with anything but letters, digits, ``.``, ``_`` and ``-`` replaced: a name safe on every file system."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "take"
+
+
+def take_stem(take: Take) -> str:
+    """A file name stem for a take (without extension): ``<model name>-seed<seed>``."""
+    return f"{safe_name((take.model or {}).get('name', 'take'))}-seed{take.seed}"
 
 
 def settings_from_parameters(params: dict) -> dict:

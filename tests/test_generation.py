@@ -17,7 +17,7 @@ from distill.generation import (
 )
 from distill.inference import model_to_audio
 from distill.latent_space import LatentSpace, Slider, SliderError
-from distill.loaded_model import GenerationError, LoadedModel
+from distill.loaded_model import GenerationError, LoadedModel, TakeSpec
 from distill.model import DOWNSAMPLE, SpectrogramVAE
 from distill.model_file import ModelFile
 
@@ -50,7 +50,7 @@ def test_same_inputs_same_bits_and_seeds_differ(player):
 
 
 def test_batch_takes_are_the_single_takes(player):
-    takes = player.generate_takes(3, 1.0, seed=10, evolution=0.2)
+    takes = player.generate_many([TakeSpec(1.0, seed, evolution=0.2) for seed in (10, 11, 12)])
     assert [t.seed for t in takes] == [10, 11, 12]
     for take in takes:
         assert np.array_equal(take.audio, player.generate(1.0, seed=take.seed, evolution=0.2).audio)
