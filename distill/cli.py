@@ -17,6 +17,7 @@ from distill.cli_generate import add_generate_commands
 from distill.cli_history import add_history_commands
 from distill.cli_models import add_model_commands
 from distill.cli_presets import add_preset_commands
+from distill.cli_serve import add_serve_command
 from distill.cli_sweep import add_sweep_command
 
 
@@ -357,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(sub)
     add_preset_commands(sub)
     add_history_commands(sub)
+    add_serve_command(sub)
     return parser
 
 
