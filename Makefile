@@ -42,6 +42,7 @@ demo: setup
 	$(BIN)/distill history compare 2 1 --history-dir $(DEMO_HISTORY)
 	$(BIN)/distill history keep 1 "binaural at 60" --history-dir $(DEMO_HISTORY) --library $(DEMO_LIBRARY)
 	$(BIN)/distill preset list $(DEMO_RUN) --library $(DEMO_LIBRARY)
+	$(BIN)/python serve/example_client.py --start --library $(DEMO_LIBRARY) --model $(DEMO_RUN) -o $(DEMO_OUT)/served
 	$(BIN)/distill sweep $(EXAMPLE_DIR) --preset tiny --trials 3 --epochs 2 --name sweep-$(DEMO_RUN) \
 		--library $(DEMO_LIBRARY) --yes
 
