@@ -37,13 +37,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def distill(*args, timeout=300):
-    proc = subprocess.run([sys.executable, "-m", "distill.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=timeout, stdin=subprocess.DEVNULL)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve-library")
@@ -89,16 +82,22 @@ def _read(response) -> tuple[np.ndarray, sf._SoundFileInfo]:
     return audio, info
 
 
-def test_serve_refuses_bad_settings_before_starting_ray(library):
-    proc = distill("serve", "--library", library, "--models", "nope")
-    assert proc.returncode == 1 and "no model 'nope'" in proc.stderr
-    proc = distill("serve", "--library", library, "--max-duration", "0")
-    assert proc.returncode == 1 and "max_duration" in proc.stderr
+def test_serve_refuses_bad_settings_before_starting_ray(library, capsys):
+    import ray
+
+    from distill.cli import main
+
+    def refused(*args) -> str:
+        assert main(["serve", "--library", str(library), *map(str, args)]) == 1
+        return capsys.readouterr().err
+
+    assert "no model 'nope'" in refused("--models", "nope")
+    assert "max_duration" in refused("--max-duration", "0")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        proc = distill("serve", "--library", library, "--port", taken.getsockname()[1])
-    assert proc.returncode == 1 and "is in use" in proc.stderr
+        assert "is in use" in refused("--port", taken.getsockname()[1])
+    assert not ray.is_initialized()
 
 
 def test_health_models_and_docs(server):
@@ -174,12 +173,13 @@ def test_random_seed_is_reported_and_reproduces(server):
     ({"seed": 2, "duration": 1.0, "format": "mp3"}, ["--seed", "2", "--duration", "1", "--format", "mp3"]),
     ({"seed": 2, "duration": 1.0, "format": "ogg"}, ["--seed", "2", "--duration", "1", "--format", "ogg"]),
 ])
-def test_same_bytes_as_distill_generate(server, tmp_path, body, flags):
+def test_same_bytes_as_distill_generate(server, tmp_path, capsys, body, flags):
+    from distill.cli import main
+
     response = generate(server, model="alpha", **body)
     assert response.status_code == 200, response.text
-    proc = distill("generate", "alpha", "--library", server["library"], "-o", tmp_path, "--json", *flags)
-    assert proc.returncode == 0, proc.stderr
-    written = Path(json.loads(proc.stdout)[0]["path"])
+    assert main(["generate", "alpha", "--library", str(server["library"]), "-o", str(tmp_path), "--json", *flags]) == 0
+    written = Path(json.loads(capsys.readouterr().out)[0]["path"])
     if body["format"] == "ogg":  # every Ogg stream has a random serial number; the audio is what must agree
         served, _ = _read(response)
         on_disk, _ = sf.read(written, dtype="float32", always_2d=True)
