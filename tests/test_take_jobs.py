@@ -136,6 +136,12 @@ def test_serve_settings_and_the_deploy_config(tmp_path):
     from distill.ray_layer.serving import build_app
 
     Library.open(tmp_path / "lib").add(tiny_model_file("alpha"), name="alpha")
-    assert build_app({**app.args, "library": str(tmp_path / "lib"), "models": ["alpha"]}) is not None
+    # How `serve run` calls the import path (Serve's own function; it refuses a builder that takes
+    # more than one parameter, which `serve run serve/config.yaml` once showed): an application.
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+    from ray.serve.deployment import Application
+
+    args = {**app.args, "library": str(tmp_path / "lib"), "models": ["alpha"]}
+    assert isinstance(call_user_app_builder_with_args_if_necessary(build_app, args), Application)
     with pytest.raises(ValueError, match="no model 'nope'"):
         build_app({"library": str(tmp_path / "lib"), "models": ["nope"]})

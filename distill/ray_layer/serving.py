@@ -173,14 +173,21 @@ class Gateway:
         return create_api(self.catalog, self.backend, self.settings.limits)
 
 
-def build_app(args: dict | None = None, *, replicas: int = 1, replica_cpus: float = 1.0, gpus: float = 0.0):
-    """The application (``serve run serve/config.yaml`` calls this with the config's ``args``).
+def build_app(args: dict | None = None):
+    """The application ``serve run serve/config.yaml`` builds, from the config's ``args``.
 
-    ``replicas``/``replica_cpus``/``gpus`` shape the Generator for ``distill serve``; a config file sets
-    them in its ``deployments`` section instead, which overrides these.
+    Serve calls an application builder with exactly one argument (it refuses a function with more
+    parameters, even optional ones), so replicas and resources come from the config's
+    ``deployments`` section; ``distill serve`` sets them from its flags through :func:`application`.
     """
-    settings = ServeSettings.from_args(args)
-    # An unknown library or model fails here, in the caller, not later in a replica.
+    return application(ServeSettings.from_args(args))
+
+
+def application(settings: ServeSettings, replicas: int = 1, replica_cpus: float = 1.0, gpus: float = 0.0):
+    """The Gateway → Generator application for ``settings``, with ``replicas`` Generators of
+    ``replica_cpus`` CPUs and ``gpus`` GPUs each. An unknown library or model fails here, in the
+    caller, not later in a replica."""
+    settings.check()
     ModelCatalog(settings.library, list(settings.models) or None)
     plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
     generator = Generator.options(num_replicas=replicas,
@@ -209,9 +216,7 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 800
 
     from distill.ray_layer import ensure_ray
 
-    settings.check()
-    app = build_app(asdict(settings) | {"models": list(settings.models)}, replicas=replicas,
-                    replica_cpus=replica_cpus, gpus=gpus)
+    app = application(settings, replicas, replica_cpus, gpus)
     if not port_is_free(host, port):
         raise ValueError(f"{host}:{port} is in use; pick another --port")
     stop = threading.Event()
