@@ -26,7 +26,8 @@ def _serve(args: argparse.Namespace) -> int:
                                  max_models_per_replica=args.max_models, max_duration=args.max_duration,
                                  max_body_bytes=args.max_body_kb * 1024, batching=not args.no_batching,
                                  max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms,
-                                 device="cuda" if args.gpu else args.device)
+                                 device="cuda" if args.gpu else args.device,
+                                 cors_origins=tuple(args.cors_origin or ()))
 
         def ready(url: str) -> None:
             print(f"serving at {url} (API docs: {url}/docs); Ctrl-C stops", flush=True)
@@ -59,6 +60,8 @@ def add_serve_command(sub) -> None:
                    help="how long a request waits for others to batch with (default 5 ms)")
     p.add_argument("--no-batching", action="store_true", help="decode every request alone")
     p.add_argument("--max-body-kb", type=int, default=64, help="largest request body in KiB (default 64)")
+    p.add_argument("--cors-origin", nargs="+", default=None, metavar="ORIGIN",
+                   help="web pages allowed to call the API from a browser, e.g. http://localhost:5173 (default none)")
     p.add_argument("--replicas", type=int, default=1, help="generating replicas (default 1)")
     p.add_argument("--replica-cpus", type=float, default=1.0, help="CPUs reserved per replica (default 1)")
     p.add_argument("--gpu", action="store_true", help="one GPU per replica (decoding on CUDA)")

@@ -15,12 +15,14 @@ audio is made. Every refusal is ``{"status", "field", "error", "errors"}`` with 
 """
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -65,6 +67,18 @@ class ServeLimits:
             raise ValueError(f"max_duration must be from {MIN_SECONDS} to 600 s, got {self.max_duration!r}")
         if not (isinstance(self.max_body_bytes, int) and 256 <= self.max_body_bytes <= 16 * 1024 * 1024):
             raise ValueError(f"max_body_bytes must be from 256 B to 16 MiB, got {self.max_body_bytes!r}")
+
+
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")  # scheme://host[:port], nothing after
+
+
+def check_origins(origins) -> tuple[str, ...]:
+    """Browser origins allowed to call the API (CORS): ``"*"`` or ``scheme://host[:port]`` each."""
+    origins = tuple(origins or ())
+    for origin in origins:
+        if not isinstance(origin, str) or not (origin == "*" or ORIGIN.fullmatch(origin)):
+            raise ValueError(f"cors_origins: {origin!r} is not an origin (http(s)://host[:port], no path, or *)")
+    return origins
 
 
 class Backend(Protocol):
@@ -227,14 +241,22 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": response.body})
 
 
-def create_api(catalog: ModelCatalog, backend: Backend, limits: ServeLimits = ServeLimits()) -> FastAPI:
-    """The FastAPI app of the generation endpoint (module docstring)."""
+def create_api(catalog: ModelCatalog, backend: Backend, limits: ServeLimits = ServeLimits(),
+               cors_origins=()) -> FastAPI:
+    """The FastAPI app of the generation endpoint (module docstring). ``cors_origins``: the web pages
+    (origins) whose scripts may call it from a browser; none by default."""
     limits.check()
+    cors_origins = check_origins(cors_origins)
     Schema = request_schema(limits.max_duration)
     app = FastAPI(title="distill", version=__version__,
                   description="Generate sound from models trained with distill. Errors are JSON "
                               "`{status, field, error, errors}`; see each route's responses.")
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    if cors_origins:  # added last, so it runs first: a refused body still carries the CORS headers
+        # A browser script can read only the response headers it is told about: the seed, the model …
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type"], expose_headers=[*HEADERS_DOC, "Content-Disposition"],
+                           max_age=600)
     refusals = {404: {"model": ErrorBody, "description": "no such model on this server"},
                 413: {"model": ErrorBody, "description": f"body over {limits.max_body_bytes} bytes"},
                 422: {"model": ErrorBody, "description": "a field is missing, of the wrong type, out of "

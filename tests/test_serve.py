@@ -28,6 +28,7 @@ from distill.library import Library
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_DURATION = 12.0
+ORIGIN = "http://localhost:5173"  # a web app's page allowed to call the API from a browser
 pytestmark = pytest.mark.slow
 
 
@@ -55,7 +56,7 @@ def server(library, tmp_path_factory):
     with open(log, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "distill.cli", "serve", "--library", str(library),
                                  "--port", str(port), "--num-cpus", "2", "--max-duration", str(MAX_DURATION),
-                                 "--max-models", "2", "--batch-wait-ms", "20"],
+                                 "--max-models", "2", "--batch-wait-ms", "20", "--cors-origin", ORIGIN],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     line = proc.stdout.readline()  # blocks until ready or exit
@@ -280,6 +281,23 @@ def test_malformed_and_oversized_bodies(server):
     # and the server is as healthy as before
     assert requests.get(f"{server['url']}/healthz", timeout=30).status_code == 200
     assert generate(server, model="alpha", seed=1, duration=0.5).status_code == 200
+
+
+def test_web_pages_named_by_cors_origin_may_call_the_api(server):
+    url = f"{server['url']}/v1/generate"
+    preflight = requests.options(url, timeout=30, headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
+    answer = requests.post(url, json={"model": "alpha", "seed": 1, "duration": 0.5}, headers={"Origin": ORIGIN},
+                           timeout=120)
+    assert answer.status_code == 200 and answer.headers["Access-Control-Allow-Origin"] == ORIGIN
+    exposed = answer.headers["Access-Control-Expose-Headers"].lower()
+    assert "x-distill-seed" in exposed and "content-disposition" in exposed  # a page's script can read them
+    refused = requests.post(url, json={"model": "nope"}, headers={"Origin": ORIGIN}, timeout=30)
+    assert refused.status_code == 404 and refused.headers["Access-Control-Allow-Origin"] == ORIGIN
+    other = requests.post(url, json={"model": "alpha", "seed": 1, "duration": 0.5},
+                          headers={"Origin": "http://elsewhere.example"}, timeout=120)
+    assert "Access-Control-Allow-Origin" not in other.headers  # the browser keeps it from that page
 
 
 def test_the_example_client(server, tmp_path):

@@ -129,7 +129,9 @@ def test_serve_settings_and_the_deploy_config(tmp_path):
     settings = ServeSettings.from_args(app.args)
     assert settings.batching and settings.max_duration == 60
     for bad, word in (({"colour": 1}, "colour"), ({"max_batch_size": 0}, "max_batch_size"),
-                      ({"max_duration": 601}, "max_duration"), ({"max_body_bytes": 10}, "max_body_bytes")):
+                      ({"max_duration": 601}, "max_duration"), ({"max_body_bytes": 10}, "max_body_bytes"),
+                      ({"cors_origins": ["localhost:5173"]}, "cors_origins"),
+                      ({"cors_origins": "https://a.example/path"}, "cors_origins")):
         with pytest.raises(ValueError, match=word):
             ServeSettings.from_args(bad)
     from distill.library import Library

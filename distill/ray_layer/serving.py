@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ray import serve
 
-from distill.http_api import ServeLimits, create_api
+from distill.http_api import ServeLimits, check_origins, create_api
 from distill.model_catalog import ModelCatalog, load_by_key
 from distill.take_jobs import Job, JobProblem, check_job, encode_take, render_one, render_together
 
@@ -56,6 +56,7 @@ class ServeSettings:
     max_batch_size: int = 16
     batch_wait_ms: float = 5.0  # how long the first request of a batch waits for others
     device: str | None = None  # auto|cpu|cuda…; None: the settings' device
+    cors_origins: tuple[str, ...] = ()  # web pages whose scripts may call the API from a browser
 
     @classmethod
     def from_args(cls, args: dict | None) -> ServeSettings:
@@ -65,15 +66,17 @@ class ServeSettings:
         unknown = sorted(set(args) - set(known))
         if unknown:
             raise ValueError(f"{unknown[0]}: unknown setting; known: {', '.join(known)}")
-        if isinstance(args.get("models"), str):
-            args["models"] = [args["models"]]
-        args["models"] = tuple(args.get("models") or ())
+        for name in ("models", "cors_origins"):
+            if isinstance(args.get(name), str):
+                args[name] = [args[name]]
+            args[name] = tuple(args.get(name) or ())
         settings = cls(**args)
         settings.check()
         return settings
 
     def check(self) -> None:
         self.limits.check()
+        check_origins(self.cors_origins)
         for name, low, high in (("max_models_per_replica", 1, 1000), ("max_batch_size", 1, 256)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -170,7 +173,7 @@ class Gateway:
         self.backend = _HandleBackend(generator)
 
     def __serve_build_asgi_app__(self):
-        return create_api(self.catalog, self.backend, self.settings.limits)
+        return create_api(self.catalog, self.backend, self.settings.limits, self.settings.cors_origins)
 
 
 def build_app(args: dict | None = None):
