@@ -1,10 +1,10 @@
 """One HTTP generation request as a job: checked fields → take(s) → the bytes of an audio file.
 
 The HTTP endpoint's replicas use these functions around the shared inference path
-(:func:`distill.takes.produce` / :func:`~distill.takes.produce_many`), so a request gives the bytes
-``distill generate`` writes for the same inputs: the same take, the same export options, the same
-comment tag. No Ray, no web framework: the Ray layer moves jobs between processes, the web layer
-turns :class:`JobProblem` into status codes.
+(:func:`distill.takes.produce` for blends, :func:`~distill.takes.produce_many` for the rest), so a
+request gives the bytes ``distill generate`` writes for the same inputs: the same take, the same
+export options, the same comment tag. No Ray, no web framework: the Ray layer moves jobs between
+processes, the web layer turns :class:`JobProblem` into status codes.
 
 A job is plain data (it crosses from the ingress to a replica): ``{"request": TakeRequest.to_dict(),
 "export": {format, sample_rate, bit_depth, quality, title, artist, album}}``.
@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from urllib.parse import quote
 
-from distill.export import ExportError, ExportOptions, encode_bytes
+from distill.export import ExportError, ExportOptions, default_extension, encode_bytes
 from distill.latent_space import SliderError
 from distill.loaded_model import LoadedModel, Take
 from distill.spatial import SpatialError
-from distill.takes import TakeRequest, produce, produce_many, take_comment, take_stem
+from distill.takes import TakeRequest, produce_many, take_comment, take_stem
 
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg"}
 EXPORT_FIELDS = ("format", "sample_rate", "bit_depth", "quality", "title", "artist", "album")
@@ -36,8 +36,8 @@ class JobProblem(ValueError):
         return {"status": self.status, "field": self.field, "error": self.message}
 
 
-def problem_of(exc: ValueError, status: int = 422) -> JobProblem:
-    """The :class:`JobProblem` of a refused value, with the field the error is about."""
+def problem_of(exc: ValueError) -> JobProblem:
+    """The :class:`JobProblem` (422) of a refused value, with the field the error is about."""
     if isinstance(exc, JobProblem):
         return exc
     message = str(exc)
@@ -51,7 +51,7 @@ def problem_of(exc: ValueError, status: int = 422) -> JobProblem:
         first = message.split(" ", 1)[0].rstrip(":")
         field = first if first in ("duration", "seed", "evolution", "sliders", "loudness", "blend") else \
             ("blend" if "blend" in message or "weight" in message else None)
-    return JobProblem(status, field, message)
+    return JobProblem(422, field, message)
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,6 @@ def check_job(model: LoadedModel, job: Job, max_duration: float) -> None:
         raise problem_of(exc) from None
 
 
-def render_one(model: LoadedModel, job: Job, blend_models: list[LoadedModel], max_duration: float) -> Take:
-    """The take of one job, alone (blends always come this way)."""
-    return produce(model, job.request, blend_models, max_duration=max_duration)
-
-
 def render_together(items: list[tuple[LoadedModel, Job]], max_duration: float) -> list[Take]:
     """The takes of several unblended jobs, possibly of different models and durations: each model's
     jobs are rendered together (same-length takes in one decoder batch), results in input order."""
@@ -119,7 +114,7 @@ def encode_take(take: Take, export: ExportOptions) -> EncodedTake:
     """``take`` written as ``export`` asks, with the comment tag the CLI writes (so the bytes agree)."""
     options = replace(export, comment=take_comment(take))
     body = encode_bytes(take.audio, take.sample_rate, options)
-    filename = f"{take_stem(take)}.{options.format}"
+    filename = take_stem(take) + default_extension(options.format)
     headers = {"X-Distill-Model": quote(take.model.get("name", ""), safe=""),
                "X-Distill-Model-Id": take.model.get("id") or "",
                "X-Distill-Seed": str(take.seed),

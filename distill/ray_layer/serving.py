@@ -37,7 +37,8 @@ from ray import serve
 
 from distill.http_api import ServeLimits, check_origins, create_api
 from distill.model_catalog import ModelCatalog, load_by_key
-from distill.take_jobs import Job, JobProblem, check_job, encode_take, render_one, render_together
+from distill.take_jobs import EncodedTake, Job, JobProblem, check_job, encode_take, problem_of, render_together
+from distill.takes import produce
 
 APP_NAME = "distill"
 GATEWAY, GENERATOR = "Gateway", "Generator"
@@ -124,15 +125,14 @@ class Generator:
             job = Job.from_dict(job_data)
             check_job(model, job, self.settings.max_duration)
             if job.request.blend:
-                take = await asyncio.to_thread(render_one, model, job, blend_models, self.settings.max_duration)
+                take = await asyncio.to_thread(produce, model, job.request, blend_models,
+                                               max_duration=self.settings.max_duration)
                 batch = 1
             else:
                 take, batch = await self._render_batch((model, job))
             encoded = await asyncio.to_thread(encode_take, take, job.export)
-        except JobProblem as problem:
-            return {"problem": problem.to_dict()}
-        except ValueError as exc:  # anything else the inference path refused: still the request's fault
-            return {"problem": JobProblem(422, None, str(exc)).to_dict()}
+        except ValueError as exc:  # a JobProblem, or anything else the inference path refused: the request's fault
+            return {"problem": problem_of(exc).to_dict()}
         headers = {**encoded.headers, "X-Distill-Batch": str(batch), "X-Distill-Replica": self.replica,
                    "X-Distill-Model-Cache": "hit" if hit else "miss"}
         return {"ok": {"body": encoded.body, "media_type": encoded.media_type, "headers": headers}}
@@ -150,8 +150,6 @@ class _HandleBackend:
         self.handle = handle
 
     async def generate(self, key: str, blend_keys: list[str], job: Job):
-        from distill.take_jobs import EncodedTake
-
         reply = await self.handle.options(multiplexed_model_id=key).generate.remote(job.to_dict(), blend_keys)
         if "problem" in reply:
             p = reply["problem"]
