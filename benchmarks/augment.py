@@ -14,16 +14,15 @@ installed. Time: median milliseconds per second of audio for one shift.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from distill.audio_io import AudioFileError, find_audio_files, load_audio
+from distill.cli_common import answers_only_on_stdout, print_answer
 from distill.quality import mrstft_distance
 from distill.vocoder import analyse, stretch
 
@@ -83,7 +82,7 @@ def main() -> int:
     report = {name: {"mrstft_round_trip": float(np.mean(scores[name])),
                      "ms_per_audio_second": statistics.median(times[name])} for name in methods}
     if args.json:
-        print(json.dumps({"dir": args.dir, "files": len(scores["plain vocoder"]), "methods": report}))
+        print_answer({"dir": args.dir, "files": len(scores["plain vocoder"]), "methods": report})
         return 0
     print(f"{args.dir}: {len(scores['plain vocoder'])} files, ±{args.semitones} semitones and back, first "
           f"{args.seconds} s (MR-STFT vs original, lower is better)")
@@ -95,4 +94,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with answers_only_on_stdout("--json" in sys.argv):
+        sys.exit(main())

@@ -19,12 +19,13 @@ Only the Ray-free core is imported, so it runs on a GPU machine without Ray.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 import time
 
 import torch
 
+from distill.cli_common import answers_only_on_stdout, print_answer
 from distill.generation import decode_long, latent_trajectory
 from distill.inference import model_to_audio
 from distill.latent_space import LatentSpace
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(measure(preset, args.seconds, torch.device("cuda"), batch, None, args.repeats))
     report = {"seconds": args.seconds, "torch": torch.__version__, "results": results}
     if args.json:
-        print(json.dumps(report, indent=2))
+        print_answer(report, indent=2)
         return 0
     print(f"{'preset':<10} {'params':>7} {'device':<6} {'threads':>7} {'batch':>5} {'decode s':>9} "
           f"{'synth s':>8} {'total s':>8} {'× real time':>11}")
@@ -113,4 +114,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with answers_only_on_stdout("--json" in sys.argv):
+        sys.exit(main())

@@ -15,7 +15,6 @@ wall-clock time on this machine — the measurement behind the model's default w
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from _folders import EXAMPLE_DIR, data_folder
 
+from distill.cli_common import answers_only_on_stdout, print_answer
 from distill.model import ModelConfig, SpectrogramVAE
 from distill.ray_layer.train import train_model
 from distill.run_folder import RunFolder
@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_variant(folder, args.preset, args.minutes, width, args.val_fraction, Path(tmp)))
             print(f"width {width}: done", file=sys.stderr)
     if args.json:
-        print(json.dumps({"dir": str(folder), "preset": args.preset, "minutes": args.minutes, "results": results},
-                         indent=2))
+        print_answer({"dir": str(folder), "preset": args.preset, "minutes": args.minutes, "results": results},
+                     indent=2)
         return 0
     print(f"{folder.name}: preset {args.preset}, {args.minutes:g} min per variant, validation MR-STFT vs "
           f"original audio (ceiling {results[0]['ceiling_mrstft']:.3f} on {results[0]['eval_chunks']} chunks)")
@@ -80,4 +80,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with answers_only_on_stdout("--json" in sys.argv):
+        sys.exit(main())

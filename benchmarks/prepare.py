@@ -14,7 +14,6 @@ as the whole ``distill prepare --json`` command.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from distill.cli_common import answers_only_on_stdout, print_answer
 from distill.example_data import write_example_data
 from distill.prepare import check_cache
 from distill.prepare_config import AugmentConfig, PrepareConfig
@@ -109,7 +109,7 @@ def main() -> int:
     fresh = measure_fresh_check(args.fresh_files) if args.fresh_files else None
     report = {"dir": str(args.dir or "example data"), "expansion": args.expansion, "runs": runs, "fresh": fresh}
     if args.json:
-        print(json.dumps(report))
+        print_answer(report)
         return 0
     first = runs[0]
     print(f"{report['dir']}: {first['files']} files, {first['audio_seconds']:.1f} s of audio, expansion "
@@ -133,4 +133,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with answers_only_on_stdout("--json" in sys.argv):
+        sys.exit(main())

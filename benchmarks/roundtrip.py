@@ -18,7 +18,6 @@ median of --repeats runs, on whatever device --device names.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from griffin_lim import griffin_lim  # noqa: E402
 
 from distill.audio_io import AudioFileError, find_audio_files, load_audio  # noqa: E402
+from distill.cli_common import answers_only_on_stdout, print_answer
 from distill.quality import mrstft_distance, spectral_convergence  # noqa: E402
 from distill.representation import SpectralConfig, analyze, linear_magnitude, synthesize  # noqa: E402
 from distill.stft import istft, stft  # noqa: E402
@@ -143,11 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"roundtrip: error: no usable audio in {args.dir}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(result))
+        print_answer(result)
     else:
         print_table(result)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with answers_only_on_stdout("--json" in sys.argv):
+        sys.exit(main())

@@ -20,7 +20,6 @@ the models are untrained (speed does not depend on the weights).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from tiny_models import tiny_model_file  # noqa: E402
 
 from distill.blending import BlendPart, generate_blended  # noqa: E402
+from distill.cli_common import answers_only_on_stdout, print_answer
 from distill.history import History  # noqa: E402
 from distill.loaded_model import LoadedModel  # noqa: E402
 from distill.loudness import normalize_loudness  # noqa: E402
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         results += measure(600.0, 1)
     report = {"torch_threads": torch.get_num_threads(), "results": results}
     if args.json:
-        print(json.dumps(report, indent=2))
+        print_answer(report, indent=2)
         return 0
     print(f"{'step':<26} {'audio s':>8} {'time s':>8} {'× real time':>12} {'× generate':>11}")
     for r in results:
@@ -116,4 +116,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with answers_only_on_stdout("--json" in sys.argv):
+        sys.exit(main())

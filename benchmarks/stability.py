@@ -11,7 +11,6 @@ whole epochs until at least ``--steps`` steps are done (small batches: more step
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import sys
@@ -21,6 +20,7 @@ import time
 import torch
 from _folders import ROOT, data_folder
 
+from distill.cli_common import answers_only_on_stdout, print_answer
 from distill.loss import VAELoss
 from distill.model import SpectrogramVAE, to_model_space
 from distill.prepared import PreparedDataset
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
               "skipped_steps": state.skipped_steps, "weights_finite": weights_finite,
               "largest_epoch_mean": worst, "seconds": time.perf_counter() - started}
     if args.json:
-        print(json.dumps(report, indent=2))
+        print_answer(report, indent=2)
     else:
         print(f"{folder.name}: {state.step} applied steps (batch {args.batch}, {len(train)} rows), "
               f"{state.skipped_steps} skipped as non-finite, weights finite: {weights_finite}, "
@@ -83,4 +83,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with answers_only_on_stdout("--json" in sys.argv):
+        sys.exit(main())

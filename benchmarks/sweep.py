@@ -18,7 +18,6 @@ minute, and the per-trial time relative to the plain run.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from datetime import datetime
 
 from _folders import EXAMPLE_DIR, data_folder
 
+from distill.cli_common import answers_only_on_stdout, print_answer
 from distill.ray_layer import ensure_ray
 from distill.ray_layer.prepare import prepare_dataset
 from distill.ray_layer.sweep import run_sweep
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         row["trials_per_min"] = 60 * row["trials"] / row["wall_s"]
         row["trial_vs_train"] = row["trial_s"] / plain
     if args.json:
-        print(json.dumps({"preset": args.preset, "epochs": args.epochs, "num_cpus": args.num_cpus, "rows": rows}))
+        print_answer({"preset": args.preset, "epochs": args.epochs, "num_cpus": args.num_cpus, "rows": rows})
         return 0
     print(f"preset {args.preset}, {args.epochs} epochs per run, {args.num_cpus} CPUs, {folder}")
     print(f"{'mode':<22}{'wall s':>9}{'s per trial':>13}{'trials/min':>12}{'trial vs train':>16}")
@@ -91,4 +91,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with answers_only_on_stdout("--json" in sys.argv):
+        sys.exit(main())

@@ -20,7 +20,6 @@ on a GPU with AMP (the GPU figures of the README).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 import torch
 from _folders import EXAMPLE_DIR, data_folder
 
+from distill.cli_common import answers_only_on_stdout, print_answer
 from distill.prepared import PreparedDataset
 from distill.ray_layer.prepare import prepare_dataset
 from distill.ray_layer.train import train_model
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"dir": str(folder), "preset": args.preset, "epochs": args.epochs, "batch": args.batch,
               "expansion": args.expansion, "torch_threads": torch.get_num_threads(), "results": results}
     if args.json:
-        print(json.dumps(report, indent=2))
+        print_answer(report, indent=2)
         return 0
     print(f"{folder.name}: preset {args.preset}, batch {args.batch}, {args.epochs} epochs, "
           f"expansion {args.expansion}")
@@ -130,4 +130,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with answers_only_on_stdout("--json" in sys.argv):
+        sys.exit(main())

@@ -8,11 +8,10 @@ and ``distill scan`` stay quick.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from distill.cli_common import EXIT_ERROR, EXIT_OK, CommandError, ask, json_errors
+from distill.cli_common import EXIT_ERROR, EXIT_OK, CommandError, answers_only_on_stdout, ask, json_errors, print_answer
 from distill.cli_generate import add_generate_commands
 from distill.cli_history import add_history_commands
 from distill.cli_models import add_model_commands
@@ -42,7 +41,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     totals = {"files_ok": len(ok), "files_skipped": len(entries) - len(ok),
               "total_minutes": round(sum(e.duration or 0.0 for e in ok) / 60, 3)}
     if args.json:
-        print(json.dumps({"files": [e.to_dict() for e in entries], "totals": totals}, ensure_ascii=False))
+        print_answer({"files": [e.to_dict() for e in entries], "totals": totals})
     else:
         for e in entries:
             if e.status == "ok":
@@ -67,7 +66,7 @@ def _cmd_roundtrip(args: argparse.Namespace) -> int:
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     if args.json:
-        print(json.dumps(results, ensure_ascii=False))
+        print_answer(results)
         return EXIT_OK if results["files"] else EXIT_ERROR
     for item in results["files"]:
         if "error" in item:
@@ -167,7 +166,7 @@ def _prepare(args: argparse.Namespace) -> int:
                 "reused_files", "removed_files", "bytes", "seconds", "fresh", "reason", "split_note",
                 "audio_seconds", "stage_seconds")
         summary = result.to_json()
-        print(json.dumps({k: summary[k] for k in keys}, ensure_ascii=False))
+        print_answer({k: summary[k] for k in keys})
         return EXIT_OK
     _print_skipped(result.files_skipped)
     state = ("up to date: nothing to do" if result.fresh else
@@ -268,7 +267,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"distill: interrupted after {result.epochs} epochs; continue with: distill train {args.dir} "
               f"--resume {name}" + (f" --storage {args.storage}" if args.storage else ""), file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        print_answer(result.to_json())
         return code
     report = result.report
     if code == 130:
@@ -365,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with answers_only_on_stdout(getattr(args, "json", False)):
+            return args.func(args)
     except CommandError as exc:
         print(f"distill: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, TextIO
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # bad input or nothing usable
@@ -31,6 +32,45 @@ class CommandError(Exception):
         self.skipped = skipped or []
 
 
+_answers: TextIO | None = None  # the real stdout while answers_only_on_stdout is active
+
+
+@contextmanager
+def answers_only_on_stdout(enabled: bool = True) -> Iterator[None]:
+    """With ``enabled``, stdout carries only what :func:`print_answer` writes; anything else printed
+    meanwhile goes to stderr.
+
+    Why: Ray's driver prints raylet warnings with ``print`` to ``sys.stdout`` (for instance "8 PYTHON
+    worker processes have been started …"), even with ``log_to_driver=False``. One of them landed
+    before a benchmark's JSON in CI and the reader failed on it. ``main`` wraps every ``--json``
+    command in this, and the benchmarks do the same.
+    """
+    global _answers
+    if not enabled:
+        yield
+        return
+    saved = sys.stdout
+    _answers, sys.stdout = saved, sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout, _answers = saved, None
+
+
+def print_answer(value: Any, **dumps_options: Any) -> None:
+    """``value`` as one JSON document on stdout (the real one under :func:`answers_only_on_stdout`)."""
+    stream = _answers or sys.stdout
+    print(json.dumps(value, ensure_ascii=False, **dumps_options), file=stream, flush=True)
+
+
+def answer(json_mode: bool, value: Any, text: str) -> None:
+    """``value`` as the JSON answer in ``--json`` mode, else ``text`` for people."""
+    if json_mode:
+        print_answer(value)
+    else:
+        print(text)
+
+
 def json_errors(command):
     """``command(args)``, whose failure with ``--json`` also prints ``{"error", "files_skipped"}`` on stdout:
     a script reading stdout still gets one JSON object, last."""
@@ -40,7 +80,7 @@ def json_errors(command):
             return command(args)
         except CommandError as exc:
             if args.json:
-                print(json.dumps({"error": str(exc), "files_skipped": exc.skipped}, ensure_ascii=False))
+                print_answer({"error": str(exc), "files_skipped": exc.skipped})
             raise
 
     return run

@@ -9,13 +9,12 @@ it, so a failure never leaves part of a batch behind.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from distill.cli_common import EXIT_OK, CommandError, json_errors
+from distill.cli_common import EXIT_OK, CommandError, json_errors, print_answer
 from distill.cli_takes import add_take_options, build_request, preset_settings, request_settings
 
 FORMATS = ("wav", "flac", "ogg", "mp3")  # distill.export.FORMATS, repeated so --help does not import torch
@@ -120,11 +119,11 @@ def _generate(args: argparse.Namespace) -> int:
     except ValueError as exc:  # ExportError: unwritable folder, encoder failure (nothing is left behind)
         raise CommandError(str(exc)) from None
     if args.json:
-        print(json.dumps([{"path": w.path, "format": w.format, "seed": t.seed, "duration": w.duration,
+        print_answer([{"path": w.path, "format": w.format, "seed": t.seed, "duration": w.duration,
                            "sample_rate": w.sample_rate, "channels": w.channels, "bit_depth": w.bit_depth,
                            "spatial": t.spatial, "blend": t.blend, "loudness": t.loudness,
                            "history": h.id if h else None, "sidecar": w.sidecar}
-                          for w, t, h in zip(written, takes, recorded or [None] * len(takes), strict=True)]))
+                          for w, t, h in zip(written, takes, recorded or [None] * len(takes), strict=True)])
         return EXIT_OK
     for w, t, h in zip(written, takes, recorded or [None] * len(takes), strict=True):
         extras = [t.spatial["mode"]] if t.spatial and t.spatial["mode"] != "mono" else []
@@ -191,7 +190,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         raise CommandError(str(exc)) from None
     if args.json:
-        print(json.dumps(written.to_json()))
+        print_answer(written.to_json())
     else:
         print(f"{written.path}  {written.duration:.2f} s  {written.sample_rate} Hz")
     return EXIT_OK

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from distill.cli_common import EXIT_OK, CommandError, ask, reporting
+from distill.cli_common import EXIT_OK, CommandError, answer, ask, print_answer, reporting
 
 # parameters a take records that are outcomes, not settings (the loudness report, why a blend mode was chosen)
 RESULT_KEYS = {f"loudness.{k}" for k in ("before_lufs", "after_lufs", "gain_db", "true_peak_dbtp", "limited",
@@ -39,7 +39,7 @@ def _list(args: argparse.Namespace) -> int:
     history = _history(args)
     entries = history.list(model=args.model, limit=args.limit)
     if args.json:
-        print(json.dumps([e.to_dict() for e in entries], ensure_ascii=False))
+        print_answer([e.to_dict() for e in entries])
         return EXIT_OK
     if not entries:
         print(f"no takes in the history at {history.location}")
@@ -53,8 +53,7 @@ def _show(args: argparse.Namespace) -> int:
     entry = history.get(args.entry)
     audio, thumbnail = history.audio_location(entry), history.store.display(entry.thumbnail)
     if args.json:
-        print(json.dumps({**entry.to_dict(), "audio_location": audio, "thumbnail_location": thumbnail},
-                         ensure_ascii=False))
+        print_answer({**entry.to_dict(), "audio_location": audio, "thumbnail_location": thumbnail})
         return EXIT_OK
     print(_summary(entry))
     print(f"  audio      {audio}  ({entry.channels} ch, {entry.sample_rate} Hz)")
@@ -75,7 +74,7 @@ def _value(value) -> str:
 def _compare(args: argparse.Namespace) -> int:
     comparison = _history(args).compare(args.a, args.b)
     if args.json:
-        print(json.dumps(comparison, ensure_ascii=False))
+        print_answer(comparison)
         return EXIT_OK
     a, b = comparison["a"], comparison["b"]
     # what was asked for differs; what it led to (the loudness report, …) is in the measures below
@@ -102,14 +101,14 @@ def _keep(args: argparse.Namespace) -> int:
     request = TakeRequest.from_dict(settings_from_parameters(entry.parameters))
     book = PresetBook.open(args.library)
     preset = book.save(entry.model, args.name, stored_settings(request, seed_given=True), overwrite=args.overwrite)
-    print(json.dumps(preset.to_dict(), ensure_ascii=False) if args.json
-          else f"saved preset {preset.name!r} of {entry.model['name']} from {entry.id}: {describe(preset.settings)}")
+    answer(args.json, preset.to_dict(),
+           f"saved preset {preset.name!r} of {entry.model['name']} from {entry.id}: {describe(preset.settings)}")
     return EXIT_OK
 
 
 def _delete(args: argparse.Namespace) -> int:
     entry = _history(args).delete(args.entry)
-    print(json.dumps(entry.to_dict(), ensure_ascii=False) if args.json else f"deleted {entry.id}")
+    answer(args.json, entry.to_dict(), f"deleted {entry.id}")
     return EXIT_OK
 
 
@@ -118,7 +117,7 @@ def _clear(args: argparse.Namespace) -> int:
     if not args.yes and not ask(f"delete every take in the history at {history.location}?"):
         raise CommandError("not cleared (pass --yes to clear without asking)")
     removed = history.clear()
-    print(json.dumps({"removed": removed}) if args.json else f"removed {removed} takes")
+    answer(args.json, {"removed": removed}, f"removed {removed} takes")
     return EXIT_OK
 
 

@@ -11,10 +11,9 @@ Imports nothing heavy at module level (``distill --help`` stays quick).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from distill.cli_common import EXIT_OK, CommandError, ask, json_errors, notes
+from distill.cli_common import EXIT_OK, CommandError, ask, json_errors, notes, print_answer
 
 
 def add_model_commands(sub) -> None:
@@ -83,10 +82,6 @@ def _run(args: argparse.Namespace, action) -> int:
             raise CommandError(f"{args.library or 'model library'}: {exc.strerror or exc}") from None
 
 
-def _print_json(value) -> None:
-    print(json.dumps(value, ensure_ascii=False))
-
-
 def _short(stamp: str) -> str:
     return stamp[:16].replace("T", " ") if stamp else "-"
 
@@ -103,7 +98,7 @@ def _quality(summary: dict) -> str:
 def _list(library, args) -> int:
     entries = library.list(args.query)
     if args.json:
-        _print_json([e.to_dict() | {"location": library.location(e)} for e in entries])
+        print_answer([e.to_dict() | {"location": library.location(e)} for e in entries])
         return EXIT_OK
     if not entries:
         print(f"no model matches {args.query!r}" if args.query else f"no models in {library.display} yet")
@@ -126,7 +121,7 @@ def _list(library, args) -> int:
 def _info(library, args) -> int:
     info = library.info(args.ref)
     if args.json:
-        _print_json(info)
+        print_answer(info)
         return EXIT_OK
     meta = info["meta"]
     config, training, report = meta.get("config") or {}, meta.get("training") or {}, meta.get("report") or {}
@@ -187,7 +182,7 @@ def _delete(library, args) -> int:
             raise CommandError("cancelled; nothing was deleted")
     removed = library.delete(entry.id or args.ref)
     if args.json:
-        _print_json({"deleted": removed.to_dict()})
+        print_answer({"deleted": removed.to_dict()})
     else:
         print(f"deleted {removed.label()}")
     return EXIT_OK
@@ -197,7 +192,7 @@ def _rename(library, args) -> int:
     old = library.resolve(args.ref)
     entry = library.rename(old.id or args.ref, args.new_name)
     if args.json:
-        _print_json(entry.to_dict())
+        print_answer(entry.to_dict())
     else:
         print(f"renamed {old.name!r} to {entry.name!r} ({entry.id})")
     return EXIT_OK
@@ -206,7 +201,7 @@ def _rename(library, args) -> int:
 def _import(library, args) -> int:
     entry = library.import_file(args.file, name=args.name, tags=args.tags, description=args.description)
     if args.json:
-        _print_json(entry.to_dict() | {"location": library.location(entry)})
+        print_answer(entry.to_dict() | {"location": library.location(entry)})
     else:
         print(f"imported {entry.label()} from {args.file}")
     return EXIT_OK
@@ -249,7 +244,7 @@ def _export(library, args) -> int:
     entry = library.resolve(args.ref)
     path = library.export(entry.id or args.ref, args.dest, overwrite=args.overwrite)
     if args.json:
-        _print_json(entry.to_dict() | {"path": path})
+        print_answer(entry.to_dict() | {"path": path})
     else:
         print(f"exported {entry.label()} to {path}")
     return EXIT_OK

@@ -6,10 +6,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 
-from distill.cli_common import EXIT_OK, reporting
+from distill.cli_common import EXIT_OK, answer, print_answer, reporting
 from distill.cli_takes import add_take_options, build_request, labelled, preset_settings, request_settings
 
 
@@ -76,7 +75,7 @@ def _save(args: argparse.Namespace) -> int:
     request = labelled(build_request(settings, 0, space), space)
     preset = _book(args).save(identity, args.name, stored_settings(request, seed_given), overwrite=args.overwrite)
     if args.json:
-        print(json.dumps(preset.to_dict(), ensure_ascii=False))
+        print_answer(preset.to_dict())
     else:
         print(f"saved preset {preset.name!r} of {identity['name']}: {describe(preset.settings)}")
     return EXIT_OK
@@ -86,7 +85,7 @@ def _load(args: argparse.Namespace) -> int:
     identity, space = _model(args)
     preset, settings, missing = preset_settings(_book(args), identity, args.name, space)
     if args.json:
-        print(json.dumps({**preset.to_dict(), "settings": settings, "missing_sliders": missing}, ensure_ascii=False))
+        print_answer({**preset.to_dict(), "settings": settings, "missing_sliders": missing})
     else:
         print(f"{preset.name} ({identity['name']}): {describe(settings)}")
         print(f"  use it: {generate_command(args.model, preset.name)}")
@@ -97,7 +96,7 @@ def _list(args: argparse.Namespace) -> int:
     identity = _model(args)[0] if args.model else None
     presets = _book(args).list(identity)
     if args.json:
-        print(json.dumps([p.to_dict() for p in presets], ensure_ascii=False))
+        print_answer([p.to_dict() for p in presets])
         return EXIT_OK
     if not presets:
         print("no presets" + (f" for {identity['name']}" if identity else "")
@@ -110,16 +109,16 @@ def _list(args: argparse.Namespace) -> int:
 def _rename(args: argparse.Namespace) -> int:
     identity, _ = _model(args)
     preset = _book(args).rename(identity, args.name, args.new_name)
-    print(json.dumps(preset.to_dict(), ensure_ascii=False) if args.json
-          else f"renamed preset {args.name!r} of {identity['name']} to {preset.name!r}")
+    answer(args.json, preset.to_dict(),
+           f"renamed preset {args.name!r} of {identity['name']} to {preset.name!r}")
     return EXIT_OK
 
 
 def _delete(args: argparse.Namespace) -> int:
     identity, _ = _model(args)
     preset = _book(args).delete(identity, args.name)
-    print(json.dumps(preset.to_dict(), ensure_ascii=False) if args.json
-          else f"deleted preset {preset.name!r} of {identity['name']}")
+    answer(args.json, preset.to_dict(),
+           f"deleted preset {preset.name!r} of {identity['name']}")
     return EXIT_OK
 
 

@@ -7,10 +7,9 @@ written and the best model go to stdout, or one JSON object with ``--json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from distill.cli_common import EXIT_ERROR, EXIT_OK, CommandError, json_errors
+from distill.cli_common import EXIT_ERROR, EXIT_OK, CommandError, json_errors, print_answer
 
 EXIT_INTERRUPTED = 130
 
@@ -53,7 +52,7 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"distill: sweep interrupted with {done} trial(s) done; continue with: distill sweep {args.dir} "
               f"--resume --name {result.name}{storage}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        print_answer(result.to_json())
         return code
     print(result.table())
     print(f"sweep:       {result.folder} ({result.stopped})")

@@ -87,3 +87,23 @@ def test_roundtrip_writes_audio_and_reports_quality(tmp_path, example_dir):
 def test_bad_command_line_is_a_usage_error():
     proc = distill("scan")
     assert proc.returncode == 2 and "usage" in proc.stderr
+
+
+def test_json_mode_keeps_stray_prints_off_stdout(tmp_path, example_dir, monkeypatch, capsys):
+    """Ray's driver prints raylet warnings to sys.stdout in the middle of a run; with --json they
+    must land on stderr, so that stdout is exactly one JSON document (a CI run failed on this)."""
+    import distill.audio_io
+    from distill.cli import main
+
+    real_scan = distill.audio_io.scan_folder
+
+    def noisy_scan(folder):
+        print("(raylet) WARNING: 8 PYTHON worker processes have been started")
+        return real_scan(folder)
+
+    monkeypatch.setattr(distill.audio_io, "scan_folder", noisy_scan)
+    assert main(["scan", str(example_dir), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["totals"]["files_ok"] >= 8 and "raylet" in err
+    assert main(["scan", str(example_dir)]) == 0  # without --json, stdout is as it was
+    assert "raylet" in capsys.readouterr().out
