@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.audio_io import AudioFileError, find_audio_files, load_audio
+from distill.audio_io import AudioFileError, load_audio
 from distill.chunking import chunk_starts, chunk_windows
 from distill.latent_analysis import MAX_CHUNKS, AnalysisError, fit_latent_space
 from distill.model import SpectrogramVAE
@@ -21,20 +21,23 @@ from distill.prepare_config import PrepareConfig
 from distill.prepare_stages import PEAK_TARGET
 from distill.prepared import PreparedDataset, evenly_spread
 from distill.representation import analyze
+from distill.source_folder import SourceFolder
 from distill.split import TRAIN
 from distill.stats import SpectralStats
 
 
 def chunks_from_folder(folder: str | Path, cfg: PrepareConfig, limit: int = MAX_CHUNKS) -> tuple[torch.Tensor, int]:
-    """Clean chunks of every usable file under ``folder`` → ``(spec (E, 2, n_mels, frames), files)``.
+    """Clean chunks of every usable file under ``folder`` (a path or a storage URI) →
+    ``(spec (E, 2, n_mels, frames), files)``.
 
     Unusable files are skipped (as ``distill scan`` reports them); :class:`AnalysisError` when none is usable.
     """
     length = cfg.chunk_length
     pieces, files = [], 0
-    for path in find_audio_files(folder):
+    source = SourceFolder.open(folder)
+    for rel in source.list_audio():
         try:
-            audio = load_audio(path, cfg.spectral.sample_rate, min_samples=cfg.spectral.n_fft)
+            audio = load_audio(source.locate(rel), cfg.spectral.sample_rate, min_samples=cfg.spectral.n_fft)
         except AudioFileError:
             continue
         files += 1

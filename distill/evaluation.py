@@ -22,6 +22,7 @@ from distill.prepare_stages import PEAK_TARGET
 from distill.prepared import PreparedDataset, evenly_spread
 from distill.quality import mrstft_distance
 from distill.representation import synthesize
+from distill.source_folder import SourceFolder
 from distill.spectral_config import SpectralConfig
 from distill.split import TRAIN, VAL
 from distill.stats import SpectralStats
@@ -56,11 +57,12 @@ def load_eval_set(prepared: PreparedDataset, data_dir: str | Path, limit: int) -
     clean = clean[np.lexsort((rows["chunk"][clean], rows["source"][clean]))]
     chosen = clean[evenly_spread(len(clean), limit)]
     files = prepared.manifest["files"]
+    folder = SourceFolder.open(data_dir)
     audio = np.zeros((len(chosen), cfg.chunk_length), np.float32)
     for out, row in enumerate(chosen):
         source, chunk = str(rows["source"][row]), int(rows["chunk"][row])
         entry = files[source]
-        segment = load_segment(Path(data_dir) / source, chunk * cfg.chunk_length, cfg.chunk_length,
+        segment = load_segment(folder.locate(source), chunk * cfg.chunk_length, cfg.chunk_length,
                                cfg.spectral.sample_rate, num_samples=entry["num_samples"])
         if cfg.file_normalize == "peak" and entry["peak"] > 0:
             segment = segment * np.float32(PEAK_TARGET / entry["peak"])

@@ -17,12 +17,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
-from distill.audio_io import find_audio_files
 from distill.prepare_config import CACHE_FORMAT_VERSION, PrepareConfig
+from distill.source_folder import SourceFolder, SourceStat
 from distill.split import TRAIN, VAL
 from distill.storage import Store
 
@@ -43,21 +42,6 @@ def file_key(fingerprint: str, rel: str, size: int, mtime_ns: int, split: str) -
     """Name of a file's shard folder: changes whenever its rows would change."""
     text = f"{fingerprint}\0{rel}\0{size}\0{mtime_ns}\0{split}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
-
-
-@dataclass(frozen=True)
-class SourceStat:
-    size: int
-    mtime_ns: int
-
-
-def stat_sources(data_dir: Path) -> dict[str, SourceStat]:
-    """Every audio file under ``data_dir`` (relative, ``/``-separated) → size and mtime."""
-    out = {}
-    for path in find_audio_files(data_dir):
-        st = path.stat()
-        out[path.relative_to(data_dir).as_posix()] = SourceStat(st.st_size, st.st_mtime_ns)
-    return out
 
 
 def load_manifest(store: Store) -> dict | None:
@@ -115,10 +99,10 @@ class Plan:
         return not self.reason
 
 
-def make_plan(data_dir: Path, store: Store, cfg: PrepareConfig) -> Plan:
+def make_plan(folder: SourceFolder, store: Store, cfg: PrepareConfig) -> Plan:
     """Compare the folder with the cache. Never decodes audio, never starts Ray."""
     fingerprint = cfg.fingerprint()
-    sources = stat_sources(data_dir)
+    sources = folder.list_audio()
     try:
         manifest = load_manifest(store)
     except CacheError as exc:
@@ -179,7 +163,7 @@ def combine_stats(entries: list[dict], n_mels: int) -> dict | None:
             "computed_from": "training split only (all variants), per (channel, mel band)"}
 
 
-def build_manifest(previous: dict | None, cfg: PrepareConfig, data_dir: Path, files: dict[str, dict],
+def build_manifest(previous: dict | None, cfg: PrepareConfig, data_dir: str, files: dict[str, dict],
                    skipped: dict[str, dict], split_note: str | None) -> dict:
     """Assemble a complete manifest from per-file entries (see the README for every field)."""
     shards = sorted(({"path": s["path"], "rows": s["rows"], "bytes": s["bytes"], "split": e["split"],
@@ -190,7 +174,7 @@ def build_manifest(previous: dict | None, cfg: PrepareConfig, data_dir: Path, fi
         "format_version": CACHE_FORMAT_VERSION,
         "created": created or now_iso(),
         "updated": now_iso(),
-        "dataset": str(data_dir),
+        "dataset": data_dir,
         "fingerprint": cfg.fingerprint(),
         "config": cfg.to_dict(),
         "spec_shape": list(cfg.spec_shape),

@@ -14,6 +14,7 @@ manifest (still describing complete shards) or none, and the next run reuses the
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ from distill.manifest import (
     write_journal,
 )
 from distill.prepare_config import PrepareConfig
+from distill.source_folder import SourceFolder
 from distill.split import TRAIN, assign_splits
 from distill.storage import TEMP_PREFIX, Store
 
@@ -116,17 +118,17 @@ class PrepareResult:
 
 
 def default_cache(data_dir: str | Path) -> str:
-    return str(Path(data_dir) / CACHE_SUBDIR)
+    """``DIR/.distill/cache`` of a folder's path or URI."""
+    return f"{os.fspath(data_dir).rstrip('/')}/{CACHE_SUBDIR}"
 
 
-def _open(data_dir: str | Path, cache: str | None) -> tuple[Path, Store]:
-    root = Path(data_dir).expanduser().resolve()
-    if not root.exists():
-        raise PrepareError(f"{data_dir}: folder does not exist")
-    if not root.is_dir():
-        raise PrepareError(f"{data_dir}: not a folder")
+def _open(data_dir: str | Path, cache: str | None) -> tuple[SourceFolder, Store]:
     try:
-        return root, Store.open(cache or default_cache(root))
+        root = SourceFolder.open(data_dir)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise PrepareError(str(exc)) from None
+    try:
+        return root, Store.open(cache or default_cache(root.location))
     except ValueError as exc:
         raise PrepareError(str(exc)) from None
 
@@ -137,12 +139,12 @@ def check_cache(data_dir: str | Path, cache: str | None = None, cfg: PrepareConf
     return make_plan(root, store, cfg or PrepareConfig())
 
 
-def estimate_bytes(root: Path, rels: list[str], cfg: PrepareConfig) -> tuple[int, int]:
+def estimate_bytes(root: SourceFolder, rels: list[str], cfg: PrepareConfig) -> tuple[int, int]:
     """Upper bound of (rows, uncompressed bytes) for building ``rels``, from file headers only."""
     rows = 0
     for rel in rels:
         try:
-            duration = probe(root / rel).duration
+            duration = probe(root.locate(rel)).duration
         except AudioFileError:
             continue
         rows += max(1, math.ceil(duration / cfg.chunk_seconds)) * (1 + cfg.augment.expansion)
@@ -176,7 +178,7 @@ def prepare(data_dir: str | Path, cache: str | None = None, cfg: PrepareConfig |
     old = plan.manifest
     if plan.fresh:
         return _result(store, old, plan, processed=[], reused=plan.reuse, seconds=time.perf_counter() - started)
-    log(f"preparing {root}: {plan.reason}")
+    log(f"preparing {root.location}: {plan.reason}")
 
     journal = load_journal(store, plan.fingerprint)
     by_stat = {(e["rel"], e["size"], e["mtime_ns"]): e for e in journal.values()}
@@ -203,7 +205,7 @@ def prepare(data_dir: str | Path, cache: str | None = None, cfg: PrepareConfig |
                            "run prepare again once this is fixed") from None
 
 
-def _update(root: Path, store: Store, cfg: PrepareConfig, plan: Plan, journal: dict, by_stat: dict,
+def _update(root: SourceFolder, store: Store, cfg: PrepareConfig, plan: Plan, journal: dict, by_stat: dict,
             todo: list[str], executor_factory, progress, log, started: float) -> PrepareResult:
     """Validate, split, build and commit (holding the cache lock)."""
     old = plan.manifest
@@ -232,13 +234,13 @@ def _update(root: Path, store: Store, cfg: PrepareConfig, plan: Plan, journal: d
     hashes = {**{rel: e["sha256"] for rel, e in reused.items()}, **{rel: r["sha256"] for rel, r in ok.items()}}
     if not hashes:
         what = f"none of the {len(skipped)} audio files" if skipped else "no audio files"
-        raise NoUsableAudio(f"{what} in {root} can be used (supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF)",
+        raise NoUsableAudio(f"{what} in {root.location} can be used (supported: WAV, FLAC, OGG/Vorbis, MP3, AIFF)",
                             _reasons(skipped))
     split = assign_splits(hashes, cfg.val_fraction, cfg.split_seed)
     if split.note:
         log(split.note)
     for rel in [r for r, e in reused.items() if e["split"] != split.splits[r]]:
-        ok[rel] = {**reused.pop(rel), "rel": rel, "path": str(root / rel)}  # moved across the split: rebuild
+        ok[rel] = {**reused.pop(rel), "rel": rel, "path": root.locate(rel)}  # moved across the split: rebuild
 
     files: dict[str, dict] = dict(reused)
     build: dict[str, dict] = {}
@@ -256,15 +258,15 @@ def _update(root: Path, store: Store, cfg: PrepareConfig, plan: Plan, journal: d
         files.update(_build(executor, store, root, build, cfg, plan.fingerprint, stage_seconds, skipped, progress))
         phases["build"] = time.perf_counter() - clock
     if not files:
-        raise NoUsableAudio(f"none of the audio files in {root} could be prepared", _reasons(skipped))
-    manifest = build_manifest(old, cfg, root, files, skipped, split.note)
+        raise NoUsableAudio(f"none of the audio files in {root.location} could be prepared", _reasons(skipped))
+    manifest = build_manifest(old, cfg, root.location, files, skipped, split.note)
     save_manifest(store, manifest)
     _collect_garbage(store, manifest)
     return _result(store, manifest, plan, processed=sorted(build), reused=sorted(set(files) - set(build)),
                    seconds=time.perf_counter() - started, stage_seconds=stage_seconds, phase_seconds=phases)
 
 
-def _validate(executor: Callable[[], Executor], root: Path, plan: Plan, todo: list[str],
+def _validate(executor: Callable[[], Executor], root: SourceFolder, plan: Plan, todo: list[str],
               by_stat: dict, progress) -> list[dict]:
     """Validate the files to process; files already finished by an interrupted build are known."""
     done = []
@@ -272,8 +274,8 @@ def _validate(executor: Callable[[], Executor], root: Path, plan: Plan, todo: li
         st = plan.sources[rel]
         entry = by_stat.get((rel, st.size, st.mtime_ns))
         if entry is not None:
-            done.append({**entry, "ok": True, "reason": "", "path": str(root / rel)})
-    items = [{"rel": rel, "path": str(root / rel), "size": plan.sources[rel].size,
+            done.append({**entry, "ok": True, "reason": "", "path": root.locate(rel)})
+    items = [{"rel": rel, "path": root.locate(rel), "size": plan.sources[rel].size,
               "mtime_ns": plan.sources[rel].mtime_ns} for rel in todo]
     checked, clock = [], time.perf_counter()
     for result in executor().validate(items) if items else []:
@@ -283,8 +285,8 @@ def _validate(executor: Callable[[], Executor], root: Path, plan: Plan, todo: li
     return done + checked
 
 
-def _build(executor: Callable[[], Executor], store: Store, root: Path, build: dict[str, dict], cfg: PrepareConfig,
-           fingerprint: str, stage_seconds: dict, skipped: dict, progress) -> dict[str, dict]:
+def _build(executor: Callable[[], Executor], store: Store, root: SourceFolder, build: dict[str, dict],
+           cfg: PrepareConfig, fingerprint: str, stage_seconds: dict, skipped: dict, progress) -> dict[str, dict]:
     """Run the pipeline over ``build`` (rel → entry); journal each file as it completes."""
     tasks = []
     for rel, entry in build.items():
@@ -293,7 +295,7 @@ def _build(executor: Callable[[], Executor], store: Store, root: Path, build: di
         entry.update(tasks=len(starts), rows=0, shards=[], done_tasks=set(), task_rows={}, error="",
                      count=0, sum=0.0, sum_sq=0.0)
         for index, first in enumerate(starts):
-            tasks.append({"key": entry["key"], "rel": rel, "path": str(root / rel), "split": entry["split"],
+            tasks.append({"key": entry["key"], "rel": rel, "path": root.locate(rel), "split": entry["split"],
                           **{k: entry[k] for k in ("size", "mtime_ns", "num_samples", "num_chunks", "peak")},
                           "first": first,
                           "stop": min(first + TASK_CHUNKS, entry["num_chunks"]), "task": index})

@@ -15,9 +15,7 @@ Every stage adds the seconds it spent to ``t_<stage>`` so the benchmark can brea
 
 from __future__ import annotations
 
-import hashlib
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +27,7 @@ from distill.manifest import SHARDS_DIR
 from distill.prepare_config import PrepareConfig
 from distill.representation import analyze
 from distill.shards import PARAM_COLUMNS, build_table, table_to_bytes
+from distill.source_folder import file_sha256, stat_file
 from distill.split import TRAIN
 from distill.storage import Store
 from distill.vocoder import analyse as vocoder_analyse
@@ -41,27 +40,19 @@ STAGES = ("decode", "augment", "analyze", "write")
 ANALYZE_ROWS = 1
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def validate_file(item: dict, cfg: PrepareConfig) -> dict:
     """``{"rel", "path", "size", "mtime_ns"}`` → the same plus ``ok``, ``reason``, ``sha256``,
     ``duration`` (s) and ``num_samples`` at the working rate, ``num_chunks``, ``peak`` (amplitude),
     ``sample_rate``/``channels`` (the file's own) — a full decode, so anything that would fail later
     fails here, once; the build then reads only the segments it needs."""
-    path = Path(item["path"])
+    path = item["path"]  # a local path or a storage URI
     out = {**item, "ok": False, "reason": "", "sha256": "", "duration": 0.0, "num_samples": 0, "num_chunks": 0,
            "peak": 0.0, "sample_rate": 0, "channels": 0}
     try:
-        st = path.stat()
-        if (st.st_size, st.st_mtime_ns) != (item["size"], item["mtime_ns"]):
+        st = stat_file(path)
+        if (st.size, st.mtime_ns) != (item["size"], item["mtime_ns"]):
             raise AudioFileError(path, "changed while preparing; run prepare again")
-        out["sha256"] = _sha256(path)
+        out["sha256"] = file_sha256(path)
         audio, info = load_audio_with_info(path, cfg.spectral.sample_rate, min_samples=cfg.spectral.n_fft)
     except AudioFileError as err:
         return {**out, "reason": err.reason}
@@ -83,14 +74,14 @@ def _marker(task: dict, cfg: PrepareConfig, error: str, seconds: float) -> dict:
 def decode_chunks(task: dict, cfg: PrepareConfig) -> list[dict]:
     """One task → rows ``{"window": (W,) float32, "chunk", …}`` for chunks ``task["first"]…task["stop"]-1``."""
     start_time = time.perf_counter()
-    path = Path(task["path"])
+    path = task["path"]  # a local path or a storage URI
     starts = chunk_starts(task["num_samples"], cfg.chunk_length, cfg.min_tail)
     chosen = list(range(task["first"], task["stop"]))
     width = window_samples(cfg)
     first, length = segment_span([starts[i] for i in chosen], cfg.margin, width)
     try:
-        st = path.stat()
-        if (st.st_size, st.st_mtime_ns) != (task["size"], task["mtime_ns"]) or len(starts) != task["num_chunks"]:
+        st = stat_file(path)
+        if (st.size, st.mtime_ns) != (task["size"], task["mtime_ns"]) or len(starts) != task["num_chunks"]:
             raise AudioFileError(path, "changed while preparing; run prepare again")
         segment = load_segment(path, first, length, cfg.spectral.sample_rate,  # only what this task needs
                                num_samples=task["num_samples"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
@@ -47,6 +48,17 @@ class Store:
     def path(self, relative: str = "") -> str:
         """Full path inside the filesystem of ``relative``."""
         return f"{self.root}/{relative}" if relative else self.root
+
+    def locate(self, relative: str = "") -> str:
+        """A location of ``relative`` that :meth:`open` (here or in another process) opens again: an
+        absolute path on a local disk, else the URI with ``relative`` appended to its path (query
+        options such as ``?region=`` kept). :meth:`path` drops the scheme: ``s3://b/x`` → ``b/x``,
+        which another process would take for a local folder."""
+        if self.is_local:
+            return self.path(relative)
+        parts = urlsplit(self.uri)
+        path = f"{parts.path.rstrip('/')}/{relative}" if relative else parts.path.rstrip("/")
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
 
     def display(self, relative: str = "") -> str:
         """Human-readable location of ``relative`` (the user's own spelling of the root)."""

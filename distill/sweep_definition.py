@@ -17,6 +17,7 @@ from pathlib import Path
 from distill.prepare import default_cache
 from distill.presets import PRESET_NAMES
 from distill.run_folder import now
+from distill.source_folder import SourceFolder
 from distill.storage import Store
 from distill.sweep_space import default_space, load_space, merge
 from distill.training_config import load_config_file
@@ -37,21 +38,28 @@ class SweepError(ValueError):
     """A sweep that cannot be started, resumed or finished; the message says which and why."""
 
 
+def data_location(data_dir: str | Path) -> str:
+    """The canonical location of the audio folder (resolved path or URI); :class:`SweepError` if unusable."""
+    try:
+        return SourceFolder.open(data_dir).location
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise SweepError(str(exc)) from None
+
+
 def sweep_folder(data_dir: str | Path, storage: str | None, name: str) -> Store:
     """The folder of sweep ``name``: under ``storage`` (a folder or URI), default ``DIR/.distill/sweeps``."""
-    root = Path(data_dir).expanduser().resolve()
-    storage = storage or str(root / SWEEPS_SUBDIR)
+    storage = storage or f"{data_location(data_dir)}/{SWEEPS_SUBDIR}"
     return Store.open(f"{storage.rstrip('/')}/{name}")
 
 
 def existing_sweeps(data_dir: str | Path, storage: str | None) -> list[str]:
     """Names of the sweeps under ``storage`` (those with a ``sweep.json``)."""
-    sweeps = Store.open(storage or str(Path(data_dir).expanduser().resolve() / SWEEPS_SUBDIR))
+    sweeps = Store.open(storage or f"{data_location(data_dir)}/{SWEEPS_SUBDIR}")
     try:
         names = sweeps.list_dirs()
     except OSError:
         return []
-    return sorted(n for n in names if Store.open(sweeps.path(n)).exists(SWEEP_FILE))
+    return sorted(n for n in names if Store.open(sweeps.locate(n)).exists(SWEEP_FILE))
 
 
 def _listing(data_dir: str | Path, storage: str | None) -> str:
@@ -69,7 +77,7 @@ def define_sweep(data_dir: str | Path, *, storage: str | None, name: str | None,
     once, so every trial trains the same regime. The space is checked against that config: every
     value a trial can draw must make a valid config.
     """
-    root = Path(data_dir).expanduser().resolve()
+    root = data_location(data_dir)
     if scheduler not in SCHEDULERS:
         raise SweepError(f"--scheduler must be one of {list(SCHEDULERS)}, got {scheduler!r}")
     for option, value in (("--trials", trials), ("--epochs", epochs), ("--workers", workers)):
@@ -90,7 +98,7 @@ def define_sweep(data_dir: str | Path, *, storage: str | None, name: str | None,
     base = merge(load_config_file(config_file)[1] if config_file else {}, length)
     space = load_space(space_file) if space_file else default_space(include_lr=tune_lr)
     space.check(cfg, space_file or "the default search space")
-    definition = {"name": name, "data_dir": str(root), "cache": cache or default_cache(root),
+    definition = {"name": name, "data_dir": root, "cache": cache or default_cache(root),
                   "preset": cfg.preset.split(":")[-1],  # "auto:balanced" → what auto chose, for every trial
                   "base": base, "space": space.to_dict(), "space_file": space_file, "trials": trials,
                   "scheduler": scheduler, "epochs": cfg.train.epochs, "workers": workers, "gpu": gpu,
@@ -102,7 +110,7 @@ def resumed_sweep(data_dir: str | Path, *, storage: str | None, name: str | None
                   ) -> tuple[dict, Store]:
     """The definition and folder of the sweep to continue; ``changed`` lists the defining options the
     caller gave (refused: a resumed sweep runs as it was defined)."""
-    root = Path(data_dir).expanduser().resolve()
+    root = data_location(data_dir)
     if not name:
         raise SweepError("--resume needs --name: the sweep to continue" + _listing(root, storage))
     if changed:
@@ -114,7 +122,7 @@ def resumed_sweep(data_dir: str | Path, *, storage: str | None, name: str | None
         definition = json.loads(folder.read_bytes(SWEEP_FILE))
     except ValueError as exc:
         raise SweepError(f"{folder.display(SWEEP_FILE)}: damaged ({exc})") from None
-    if definition.get("data_dir") != str(root):
+    if definition.get("data_dir") != root:
         raise SweepError(f"{folder.display()} sweeps {definition.get('data_dir')}, not {root}")
     return definition, folder
 

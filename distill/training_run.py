@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from distill.audio_io import AudioFileError, find_audio_files, probe
+from distill.audio_io import AudioFileError, probe
 from distill.prepare import default_cache
 from distill.presets import preset_config
 from distill.run_folder import RunFolder, now
+from distill.source_folder import SourceFolder
 from distill.storage import Store
 from distill.training_config import ConfigError, TrainingConfig, load_config_file
 
@@ -44,15 +45,17 @@ class PlannedRun:
 
 
 def default_storage(data_dir: str | Path) -> str:
-    return str(Path(data_dir).expanduser().resolve() / RUNS_SUBDIR)
+    """``DIR/.distill/runs`` of a folder's path or URI."""
+    return SourceFolder.open(data_dir).locate(RUNS_SUBDIR)
 
 
 def collection_size(data_dir: str | Path) -> tuple[int, float]:
     """``(files, seconds)`` of the readable audio under ``data_dir``, from headers only (fast)."""
+    folder = SourceFolder.open(data_dir)
     files, seconds = 0, 0.0
-    for path in find_audio_files(data_dir):
+    for rel in folder.list_audio():
         try:
-            info = probe(path)
+            info = probe(folder.locate(rel))
         except AudioFileError:
             continue
         files += 1
@@ -93,10 +96,12 @@ def plan_run(data_dir: str | Path, *, preset: str | None = None, config_file: st
              overrides: dict | None = None, name: str | None = None, storage: str | None = None,
              resume: str | None = None, cache: str | None = None) -> PlannedRun:
     """Resolve the config and the run folder of a new run, or of the run ``resume`` names."""
-    root = Path(data_dir).expanduser().resolve()
-    if not root.is_dir():
-        raise RunError(f"{data_dir}: {'not a folder' if root.exists() else 'folder does not exist'}")
-    storage = storage or default_storage(root)
+    try:
+        folder = SourceFolder.open(data_dir)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise RunError(str(exc)) from None
+    root = folder.location
+    storage = storage or folder.locate(RUNS_SUBDIR)
     if resume:
         if preset or config_file or name:
             raise RunError("--resume continues a run with its own config: leave out --preset, --config and --name")
@@ -109,21 +114,21 @@ def plan_run(data_dir: str | Path, *, preset: str | None = None, config_file: st
         info = run.read_run()
         if info is None:
             raise RunError(f"{run.display()}: no run here to resume")
-        if info.get("data_dir") != str(root):
+        if info.get("data_dir") != root:
             raise RunError(f"{run.display()} was trained on {info.get('data_dir')}, not on {root}")
         if cache and cache != info.get("cache"):
             raise RunError(f"{run.display()} uses the cache {info.get('cache')}; leave out --cache to resume it")
         cfg = TrainingConfig.from_dict(info["config"])
         if overrides:
             cfg = cfg.with_overrides(overrides, "command line")
-        return PlannedRun(run, run_name, storage, cfg, str(root), info["cache"], resumed=True)
+        return PlannedRun(run, run_name, storage, cfg, root, info["cache"], resumed=True)
     cfg = resolve_config(root, preset, config_file, overrides)
-    run_name = check_name(name or f"{root.name or 'run'}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    run_name = check_name(name or f"{root.rpartition('/')[2] or 'run'}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     run = RunFolder(Store.open(f"{storage.rstrip('/')}/{run_name}"))
     if run.exists():
         raise RunError(f"{run.display()}: a run with this name exists; continue it with --resume {run_name} "
                        "or choose another --name")
-    return PlannedRun(run, run_name, storage, cfg, str(root), cache or default_cache(root), resumed=False)
+    return PlannedRun(run, run_name, storage, cfg, root, cache or default_cache(root), resumed=False)
 
 
 def record_run(planned: PlannedRun, **extra) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from distill.prepared import PreparedDataset
 from distill.ray_layer import ensure_ray
@@ -38,6 +37,7 @@ from distill.sweep_definition import (
     RUNS_DIR,
     SWEEP_FILE,
     SweepError,
+    data_location,
     define_sweep,
     resumed_sweep,
     write_definition,
@@ -126,9 +126,7 @@ def run_sweep(data_dir: str, *, trials: int | None = None, max_concurrent: int |
     kept and ``resume`` runs the rest.
     """
     say = log or (lambda message: None)
-    root = Path(data_dir).expanduser().resolve()
-    if not root.is_dir():
-        raise SweepError(f"{data_dir}: {'not a folder' if root.exists() else 'folder does not exist'}")
+    root = data_location(data_dir)
     defining = {"--trials": trials, "--preset": preset, "--config": config_file, "--space": space_file,
                 "--tune-lr": tune_lr, "--scheduler": scheduler, "--epochs": epochs, "--cache": cache,
                 "--workers": workers, "--gpu": gpu, "--seed": seed}
@@ -142,7 +140,7 @@ def run_sweep(data_dir: str, *, trials: int | None = None, max_concurrent: int |
             epochs=epochs, cache=cache, workers=workers or 1, gpu=bool(gpu), seed=seed or 0)
     space = SearchSpace.from_dict(definition["space"], f"{folder.display(SWEEP_FILE)} space")
     cfg = resolve_config(root, definition["preset"], None, definition["base"])
-    prepared = prepare_dataset(str(root), definition["cache"], cfg.prepare, num_cpus=num_cpus, log=say,
+    prepared = prepare_dataset(root, definition["cache"], cfg.prepare, num_cpus=num_cpus, log=say,
                                **prepare_options)
     if prepared.split_note:
         say(f"note: {prepared.split_note}")
@@ -159,7 +157,7 @@ def run_sweep(data_dir: str, *, trials: int | None = None, max_concurrent: int |
         say(f"note: {line}")
     definition.update(status="running", updated=now())
     write_definition(folder, definition)
-    job = {"data_dir": str(root), "cache": definition["cache"], "runs": folder.path(RUNS_DIR),
+    job = {"data_dir": root, "cache": definition["cache"], "runs": folder.locate(RUNS_DIR),
            "preset": definition["preset"], "base": definition["base"], "workers": definition["workers"],
            "gpu": definition["gpu"],
            "sharing": asdict(Sharing(int(resources.get("CPU", 1)), on_cluster, concurrency, TRIAL_DRIVER_CPUS))}
@@ -216,13 +214,13 @@ def _keep_best(folder: Store, definition: dict, best: TrialOutcome, library: str
     previous = definition.get("model")
     if previous and (definition.get("best") or {}).get("trial") == best.trial:
         return previous
-    run = RunFolder.open(folder.path(f"{RUNS_DIR}/{best.trial}"))
+    run = RunFolder.open(folder.locate(f"{RUNS_DIR}/{best.trial}"))
     if run.read_report() is None:
         # Stopped before its end (scheduler, budget): its best checkpoint is there, its model file
         # is not. Resuming it with no epochs left runs just the end of training: the quality report
         # and the model file, from the best checkpoint.
         say(f"writing the model file of trial {best.number} (it stopped before its end)")
-        train_model(definition["data_dir"], resume=best.trial, storage=folder.path(RUNS_DIR),
+        train_model(definition["data_dir"], resume=best.trial, storage=folder.locate(RUNS_DIR),
                     overrides={"train": {"epochs": best.epochs}}, num_cpus=num_cpus, keep=False, yes=True)
         run.update_run(status=best.status)  # what stopped it, not the ending's "completed"
     try:

@@ -78,7 +78,7 @@ def run_experiment(folder: Store, definition: dict, space: SearchSpace, job: dic
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     trainable = tune.with_resources(tune.with_parameters(run_trial, job=job, datasets=datasets),
                                     {"CPU": TRIAL_DRIVER_CPUS})
-    experiment = folder.path(TUNE_DIR)
+    experiment = folder.locate(TUNE_DIR)  # a URI on object storage: Tune opens it itself
     epochs = definition["epochs"]
     rungs = asha_rungs(epochs) if definition["scheduler"] == "asha" else None
     if rungs is not None:
@@ -101,7 +101,7 @@ def run_experiment(folder: Store, definition: dict, space: SearchSpace, job: dic
                 # Not reused: after ASHA stopped a trial, reusing its actor failed ("reset_config()
                 # … must return True") and the sweep hung (Ray 2.60).
                 reuse_actors=False),
-            run_config=tune.RunConfig(name=TUNE_DIR, storage_path=folder.path(), verbose=0,
+            run_config=tune.RunConfig(name=TUNE_DIR, storage_path=folder.locate(), verbose=0,
                                       callbacks=[progress], log_to_file=True))
     # A restored Tuner runs with the settings pickled when the sweep started: the callback that
     # printed to a terminal long gone, the old concurrency and budget. Ray 2.60 has no public way to
@@ -168,11 +168,11 @@ def read_outcomes(folder: Store, space: SearchSpace, stopped: str) -> list[Trial
     """Every trial Tune knows, judged from its own run folder (what it trained and kept)."""
     from ray.tune import ExperimentAnalysis
 
-    analysis = ExperimentAnalysis(folder.path(TUNE_DIR), default_metric=METRIC, default_mode="min")
+    analysis = ExperimentAnalysis(folder.locate(TUNE_DIR), default_metric=METRIC, default_mode="min")
     outcomes = []
     for trial in sorted(analysis.trials, key=lambda t: (trial_number(t.trial_id), t.trial_id)):
         number = trial_number(trial.trial_id)
-        run = RunFolder.open(folder.path(f"{RUNS_DIR}/{trial.trial_id}"))
+        run = RunFolder.open(folder.locate(f"{RUNS_DIR}/{trial.trial_id}"))
         rows = run.read_metrics() if run.exists() else []
         report = run.read_report() if rows else None
         params = {d.field: trial.config.get(d.field) for d in space.dimensions}

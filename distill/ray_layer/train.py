@@ -266,7 +266,7 @@ def _fit(planned: PlannedRun, prepared: PreparedDataset, plan: WorkerPlan, num_c
         ingest = ray.train.DataConfig.default_ingest_options()
     ingest.preserve_order = True
     cfg = planned.config
-    spec = RunSpec(planned.run.store.path(), planned.cache, planned.data_dir, cfg.to_dict())
+    spec = RunSpec(planned.run.store.locate(), planned.cache, planned.data_dir, cfg.to_dict())
     trainer = TorchTrainer(
         _worker,
         train_loop_config={"spec": asdict(spec), "plan": asdict(plan), "seed": cfg.train.seed,
