@@ -144,7 +144,8 @@ def _normalise(audio: np.ndarray) -> np.ndarray:
 
 
 def write_example_data(folder: str | Path, seed: int = 0) -> list[Path]:
-    """Write the example dataset into ``folder`` (created if needed); returns the files written."""
+    """Write the example dataset into ``folder`` (created if needed); returns its files. A file whose
+    content is already there is left untouched (its mtime too, so a prepared cache of it stays fresh)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -161,6 +162,9 @@ def write_example_data(folder: str | Path, seed: int = 0) -> list[Path]:
         tmp = path.with_name(f".{path.name}.tmp")
         sf.write(str(tmp), data.astype(np.float32), SAMPLE_RATE, subtype="PCM_24",
                  format="FLAC" if ext == ".flac" else "WAV")
-        tmp.replace(path)
+        if path.is_file() and path.read_bytes() == tmp.read_bytes():
+            tmp.unlink()  # unchanged: keep the file's mtime, so a prepared cache of it stays fresh
+        else:
+            tmp.replace(path)
         written.append(path)
     return written
