@@ -4,6 +4,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,18 @@ def test_json_mode_keeps_stray_prints_off_stdout(tmp_path, example_dir, monkeypa
     assert json.loads(out)["totals"]["files_ok"] >= 8 and "raylet" in err
     assert main(["scan", str(example_dir)]) == 0  # without --json, stdout is as it was
     assert "raylet" in capsys.readouterr().out
+
+
+def test_example_data_is_rewritten_only_where_it_changed(tmp_path):
+    """A smoke job writes the example data before each step; unchanged files keep their mtime, so
+    the cache the previous step prepared stays fresh."""
+    from distill.example_data import write_example_data
+
+    files = write_example_data(tmp_path)
+    stamps = {p.name: p.stat().st_mtime_ns for p in files}
+    files[0].write_bytes(b"damaged")
+    time.sleep(0.01)
+    again = write_example_data(tmp_path)
+    assert [p.name for p in again] == [p.name for p in files]
+    assert {p.name: p.stat().st_mtime_ns for p in again[1:]} == {n: stamps[n] for n in list(stamps)[1:]}
+    assert again[0].read_bytes() != b"damaged"
