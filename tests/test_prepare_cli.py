@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from terminal import default_sigint
 from test_prepare import _bad_files, _copy
 
 from distill.prepare import check_cache
@@ -69,7 +70,8 @@ def _journal_entries(folder: Path) -> list[Path]:
 def _start_and_wait_for_a_finished_file(folder: Path) -> subprocess.Popen:
     args = [sys.executable, "-m", "distill.cli", "prepare", str(folder), "--num-cpus", "1", "--yes"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=default_sigint)
     deadline = time.monotonic() + 240
     while not _journal_entries(folder) and time.monotonic() < deadline:
         assert proc.poll() is None, "prepare finished before it could be interrupted"

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import requests
 import soundfile as sf
+from terminal import default_sigint
 from tiny_models import tiny_model_file, trained_tiny_model_file
 
 from distill.library import Library
@@ -58,7 +59,7 @@ def server(library, tmp_path_factory):
                                  "--port", str(port), "--num-cpus", "2", "--max-duration", str(MAX_DURATION),
                                  "--max-models", "2", "--batch-wait-ms", "20", "--cors-origin", ORIGIN],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=default_sigint)
     line = proc.stdout.readline()  # blocks until ready or exit
     assert line.startswith("serving at http://127.0.0.1:"), f"{line!r}\n{log.read_text()[-3000:]}"
     url = f"http://127.0.0.1:{port}"

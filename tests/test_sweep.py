@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from terminal import default_sigint
 from test_prepare import _copy
 
 from distill.cli import main
@@ -26,7 +27,8 @@ BASE = "[train]\nbatch_size = 4\n[run]\neval_chunks = 2\nreport_chunks = 2\nnum_
 
 def _start(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+                            text=True, stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=default_sigint)
 
 
 def _wait_for_report(proc: subprocess.Popen, runs: Path) -> None:

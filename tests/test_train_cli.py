@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from terminal import default_sigint
 from test_prepare import _copy
 
 from distill.cli import main
@@ -60,7 +61,8 @@ def test_config_file_overrides_the_preset(tmp_path, example_dir):
 
 def _start(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+                            text=True, stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=default_sigint)
 
 
 def _wait_for_epoch(proc: subprocess.Popen, latest: Path, after: int) -> None:
