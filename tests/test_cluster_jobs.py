@@ -245,8 +245,9 @@ def jobs(head, sounds, library):
     results["prepare"]["manifest"] = (sounds / ".distill" / "cache" / "manifest.json").read_bytes()
     results["train"] = _submit(head, "train", ["jobs/train.py", "--smoke-test", str(sounds), "--epochs", "2",
                                                "--name", "smoke", "--library", str(library)], logs)
+    # Both trials at once: on a cluster the request is taken as given (measured 87 s instead of 98 s).
     results["sweep"] = _submit(head, "sweep", ["jobs/sweep.py", "--smoke-test", str(sounds), "--name", "smokesweep",
-                                               "--library", str(library)], logs)
+                                               "--max-concurrent", "2", "--library", str(library)], logs)
     return results
 
 

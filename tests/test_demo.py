@@ -60,7 +60,7 @@ def test_training_benchmarks_report_json(tmp_path, example_dir):
 
     folder = _copy(example_dir, tmp_path / "bench", ("kick.wav", "snare.wav", "pluck_e4.wav"))
     proc = subprocess.run([sys.executable, "benchmarks/train_throughput.py", str(folder), "--preset", "tiny",
-                           "--epochs", "2", "--expansion", "1", "--batch", "4", "--modes", "plain,ray1", "--json"],
+                           "--epochs", "1", "--expansion", "1", "--batch", "4", "--modes", "plain,ray1", "--json"],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr
     results = {r["mode"]: r for r in json.loads(proc.stdout)["results"]}
