@@ -118,3 +118,22 @@ class Store:
             self.filesystem.delete_dir(self.path(relative))
         except (FileNotFoundError, NotADirectoryError):
             pass
+
+
+def read_location(location: str | os.PathLike) -> bytes:
+    """The bytes of one file named by a local path or a filesystem URI (``s3://bucket/x.toml``).
+
+    Raises ``OSError`` (``FileNotFoundError`` when there is no such file) naming it.
+    """
+    text = os.fspath(location)
+    if "://" not in text:
+        with open(os.path.expanduser(text), "rb") as handle:
+            return handle.read()
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(text)
+    except ValueError as exc:  # pyarrow's ArrowInvalid: not a URI it knows
+        raise OSError(f"not a usable storage URI ({exc})") from None
+    if filesystem.get_file_info(path).type != pafs.FileType.File:
+        raise FileNotFoundError(f"no such file: {text}")
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from distill.config_io import config_to_dict, config_values
 from distill.loss import LossConfig
 from distill.model import ModelConfig
 from distill.prepare_config import PrepareConfig
+from distill.storage import read_location
 from distill.train_loop import TrainConfig
 
 try:
@@ -129,16 +131,18 @@ def _merge(base: dict, overrides: dict, source: str, prefix: str) -> None:
 
 
 def load_config_file(path: str | Path) -> tuple[str | None, dict]:
-    """Read a TOML or JSON config file → ``(preset or None, overrides)``; :class:`ConfigError` if unusable."""
-    path = Path(path)
+    """Read a TOML or JSON config file (a path or a storage URI, such as a sweep's ``best_config.toml``
+    on S3) → ``(preset or None, overrides)``; :class:`ConfigError` if unusable."""
+    path = os.fspath(path)
+    is_json = path.lower().endswith(".json")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_location(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        data = json.loads(text) if is_json else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        kind = "JSON" if is_json else "TOML"
         raise ConfigError(f"{path}: not valid {kind} ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a table of sections, got {type(data).__name__}")

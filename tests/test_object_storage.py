@@ -195,3 +195,16 @@ def test_prepare_train_and_generate_with_everything_on_s3(s3, example_dir, tmp_p
     assert rate == 48000 and len(audio) == int(1.5 * 48000) and np.abs(audio).max() > 0
     assert trained["model"]["library"] == library and Path(take["path"]).name.startswith("s3run")
     assert list(work.iterdir()) == []  # no local copies, caches or runs on the way
+
+
+def test_a_config_file_on_storage_is_read_like_a_local_one(s3, tmp_path):
+    """A sweep on S3 writes its ``best_config.toml`` there and prints ``distill train … --config <that URI>``."""
+    from distill.training_config import ConfigError, load_config_file
+
+    text = 'preset = "tiny"\n[loss]\nkl_beta = 0.001\n'
+    Store.open(f"s3://{BUCKET}/configs").write_bytes("best_config.toml", text.encode())
+    (tmp_path / "best_config.toml").write_text(text)
+    remote = load_config_file(f"s3://{BUCKET}/configs/best_config.toml")
+    assert remote == load_config_file(tmp_path / "best_config.toml") == ("tiny", {"loss": {"kl_beta": 0.001}})
+    with pytest.raises(ConfigError, match=f"s3://{BUCKET}/configs/none.toml: cannot read"):
+        load_config_file(f"s3://{BUCKET}/configs/none.toml")
