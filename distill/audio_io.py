@@ -20,6 +20,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from distill.storage import is_uri, read_location
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc")
 MAX_CHANNELS = 8  # up to 7.1 is down-mixed; more is refused (see module docstring)
 SILENCE_PEAK = 1e-5  # peak amplitude at or below which a file counts as digital silence (-100 dBFS)
@@ -48,11 +50,6 @@ class AudioInfo:
     @property
     def duration(self) -> float:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
-
-
-def is_uri(location: str | os.PathLike) -> bool:
-    """Whether ``location`` names a file on a pyarrow filesystem (``s3://…``) rather than a local path."""
-    return "://" in os.fspath(location)
 
 
 def probe(path: str | os.PathLike) -> AudioInfo:
@@ -121,13 +118,9 @@ def readable(path: str | os.PathLike) -> Iterator[str | io.BytesIO]:
     if not is_uri(path):
         yield str(path)
         return
-    import pyarrow.fs as pafs
-
     try:
-        filesystem, inner = pafs.FileSystem.from_uri(os.fspath(path))
-        with filesystem.open_input_stream(inner) as stream:
-            data = stream.read()
-    except (OSError, ValueError) as exc:
+        data = read_location(path)
+    except OSError as exc:
         raise AudioFileError(path, f"cannot read ({_clean(exc)})") from None
     yield io.BytesIO(data)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from distill.audio_io import AUDIO_EXTENSIONS, CACHE_DIR_NAMES, find_audio_files, is_uri
-from distill.storage import Store
+from distill.audio_io import AUDIO_EXTENSIONS, CACHE_DIR_NAMES, find_audio_files
+from distill.storage import Store, is_uri
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ import pyarrow.fs as pafs
 TEMP_PREFIX = ".tmp-"  # files being written; never referenced by a manifest
 
 
+def is_uri(location: str | os.PathLike) -> bool:
+    """Whether ``location`` names a file or folder on a pyarrow filesystem (``s3://…``), not a local path."""
+    return "://" in os.fspath(location)
+
+
 @dataclass(frozen=True)
 class Store:
     """A root folder on a filesystem; all paths are relative, ``/``-separated. Picklable."""
@@ -33,7 +38,7 @@ class Store:
     def open(cls, location: str | os.PathLike) -> Store:
         """A store at a local path or a filesystem URI; raises ``ValueError`` naming the location."""
         text = os.fspath(location)
-        if "://" not in text:
+        if not is_uri(text):
             text = os.path.abspath(os.path.expanduser(text))
         try:
             filesystem, root = pafs.FileSystem.from_uri(text)
@@ -126,7 +131,7 @@ def read_location(location: str | os.PathLike) -> bytes:
     Raises ``OSError`` (``FileNotFoundError`` when there is no such file) naming it.
     """
     text = os.fspath(location)
-    if "://" not in text:
+    if not is_uri(text):
         with open(os.path.expanduser(text), "rb") as handle:
             return handle.read()
     try:

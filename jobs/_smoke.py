@@ -9,11 +9,12 @@ def smoke_argv(argv: list[str], defaults: dict[str, str] | None = None,
     ``defaults`` for options not given, then ``tiny`` (the options of the ``tiny`` preset; the last of
     a repeated option wins) and ``--yes``."""
     from distill.example_data import write_example_data
+    from distill.storage import is_uri
 
     argv = [a for a in argv if a != "--smoke-test"]
     if not argv or argv[0].startswith("-"):  # DIR is optional for a smoke test
         argv = ["distill-smoke", *argv]
-    if "://" in argv[0]:  # on a cluster DIR is on storage every node reads: the example data goes there
+    if is_uri(argv[0]):  # on a cluster DIR is on storage every node reads: the example data goes there
         _upload_example_data(argv[0])
     else:
         write_example_data(argv[0])
