@@ -48,6 +48,7 @@ class RunSpec:
     cache: str  # prepared cache, path or URI
     data_dir: str  # the audio folder (originals for the quality measurements)
     config: dict  # TrainingConfig.to_dict()
+    analyse: bool = True  # the latent analysis (sliders) in the model file; sweep trials leave it to the kept one
 
 
 @dataclass
@@ -92,6 +93,7 @@ class _Rank0:
                  stats: SpectralStats, model: SpectrogramVAE, history: list[dict]):
         self.cfg, self.run, self.stats, self.model, self.history = cfg, run, stats, model, history
         self.prepared = prepared
+        self.analyse = spec.analyse
         self.spectral = cfg.prepare.spectral
         self.full = load_eval_set(prepared, spec.data_dir, max(cfg.run.report_chunks, cfg.run.eval_chunks))
         self.eval = self.full.subset(cfg.run.eval_chunks)
@@ -163,7 +165,8 @@ class _Rank0:
                      if self.full.split != "val" else ""),
             "seconds": round(time.monotonic() - self.started, 3), "finished": now()}
         # The model file carries the report, so it is written first and the report then names it.
-        report["model_file"] = save_run_model(self.run, self.prepared, self.model, self.cfg, self.stats, report)
+        report["model_file"] = save_run_model(self.run, self.prepared, self.model, self.cfg, self.stats, report,
+                                              analyse=self.analyse)
         self.run.write_report(report)
         self.run.write_curve(loss_curve_png(self.history, self.ceiling))
         self.progress("finished", state.epoch, 0, 0, self.history[-1] if self.history else None)

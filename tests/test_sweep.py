@@ -17,6 +17,7 @@ import pytest
 from terminal import default_sigint
 from test_prepare import _copy
 
+from distill import model_file
 from distill.cli import main
 from distill.library import Library
 
@@ -87,7 +88,12 @@ def test_an_interrupted_sweep_resumes_keeps_the_best_and_its_config_trains(tmp_p
     assert best["val_mrstft"] == min(t["val_mrstft"] for t in trials)
     assert set(best["params"]) == {"loss.mrstft_weight", "loss.if_weight", "loss.kl_beta", "loss.free_bits"}
     assert best["model"]["name"] == "s"
-    assert Library.open(str(library)).resolve(best["model"]["id"]).name == "s"
+    kept = Library.open(str(library)).info(best["model"]["id"])
+    assert kept["name"] == "s"
+    # only the kept model is analysed (its sliders computed when it joins the library), not every trial
+    assert kept["meta"]["analysis"] and kept["sliders"]
+    for trial in trials:
+        assert model_file.read_meta(str(Path(trial["run_dir"]) / "model.distill")).get("analysis") is None
     with open(summary["results_csv"], newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["trial"] for r in rows] == ["1", "2", "3"] and all(r["status"] == "completed" for r in rows)

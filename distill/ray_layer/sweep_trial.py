@@ -42,7 +42,8 @@ def run_trial(config: dict, job: dict, datasets: dict | None = None) -> None:
             tune.report(_metrics(row))
         if run.read_report() is not None:
             return
-    common = dict(storage=runs, workers=job["workers"], gpu=job["gpu"], keep=False,
+    # no latent analysis per trial: only the kept model gets its sliders (run_model.keep_in_library)
+    common = dict(storage=runs, workers=job["workers"], gpu=job["gpu"], keep=False, analyse=False,
                   sharing=Sharing(**job["sharing"]), callbacks=[TuneReportCallback()], datasets=datasets, yes=True)
     if info is None:
         train_model(job["data_dir"], preset=job["preset"], overrides=merge(job["base"], overrides(config)),

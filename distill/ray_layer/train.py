@@ -187,7 +187,7 @@ def train_model(data_dir: str, *, preset: str | None = None, config_file: str | 
                 after_epoch: Callable[[int, int], None] | None = None,
                 prepare_progress: Callable | None = None, library: str | None = None, keep: bool = True,
                 sharing: Sharing | None = None, callbacks: list | None = None, datasets: dict | None = None,
-                **prepare_options) -> TrainResult:
+                analyse: bool = True, **prepare_options) -> TrainResult:
     """Train a model on the audio in ``data_dir`` (or continue the run ``resume``) on Ray Train.
 
     ``overrides`` are nested config fields (``{"train": {"epochs": 5}}``); ``progress`` receives the
@@ -197,7 +197,8 @@ def train_model(data_dir: str, *, preset: str | None = None, config_file: str | 
     ``library`` (default: the user's, from the settings) unless ``keep`` is false. A sweep's trials
     pass ``sharing`` (how many runs split the machine), ``callbacks`` (Ray Train user callbacks,
     e.g. Tune's reporter) and ``datasets`` (:func:`training_datasets` of the same cache, read once
-    for all trials). Raises :class:`TrainError`,
+    for all trials) and ``analyse=False`` (no latent analysis in the run's model file: only the kept
+    trial's needs sliders). Raises :class:`TrainError`,
     :class:`~distill.training_run.RunError`, :class:`~distill.training_config.ConfigError` or
     :class:`~distill.prepare.PrepareError` with a readable message.
     """
@@ -220,7 +221,8 @@ def train_model(data_dir: str, *, preset: str | None = None, config_file: str | 
     if datasets is None:
         ensure_ray(num_cpus)
         datasets = training_datasets(prepared, cfg.train.seed)
-    result = _fit(planned, prepared, plan, num_cpus, max_failures, progress, after_epoch, callbacks or [], datasets)
+    result = _fit(planned, prepared, plan, num_cpus, max_failures, progress, after_epoch, callbacks or [], datasets,
+                  analyse)
     if keep and result.stopped != "interrupted":
         try:
             result.model = keep_in_library(planned.run, library)
@@ -271,7 +273,7 @@ def _dataset(prepared: PreparedDataset, split: str, seed: int | None):
 
 def _fit(planned: PlannedRun, prepared: PreparedDataset, plan: WorkerPlan, num_cpus: int | None,
          max_failures: int, progress: Callable[[dict], None] | None, after_epoch, callbacks: list,
-         datasets: dict) -> TrainResult:
+         datasets: dict, analyse: bool = True) -> TrainResult:
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -282,7 +284,7 @@ def _fit(planned: PlannedRun, prepared: PreparedDataset, plan: WorkerPlan, num_c
         ingest = ray.train.DataConfig.default_ingest_options()
     ingest.preserve_order = True
     cfg = planned.config
-    spec = RunSpec(planned.run.store.locate(), planned.cache, planned.data_dir, cfg.to_dict())
+    spec = RunSpec(planned.run.store.locate(), planned.cache, planned.data_dir, cfg.to_dict(), analyse=analyse)
     trainer = TorchTrainer(
         _worker,
         train_loop_config={"spec": asdict(spec), "plan": asdict(plan), "seed": cfg.train.seed,
