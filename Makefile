@@ -12,7 +12,7 @@ DEMO_LIBRARY := $(DEMO_OUT)/library
 DEMO_HISTORY := $(DEMO_OUT)/history
 DEMO_RUN := demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup demo test clean
+.PHONY: setup browser demo test clean
 
 setup: $(VENV)/.installed
 
@@ -46,7 +46,14 @@ demo: setup
 	$(BIN)/distill sweep $(EXAMPLE_DIR) --preset tiny --trials 3 --epochs 2 --name sweep-$(DEMO_RUN) \
 		--library $(DEMO_LIBRARY) --yes
 
-test: setup
+# The UI tests drive a real Chromium: Debian's package (root, or sudo), installed once.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 clean:

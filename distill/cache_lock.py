@@ -68,7 +68,7 @@ def lock_file(store: Store, name: str, *, wait: float, busy: Callable[[str, str,
                 host, pid = (path.read_text(errors="replace").split() + ["", ""])[:2]
             except FileNotFoundError:
                 continue  # released meanwhile
-            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
                 path.unlink(missing_ok=True)  # left by a killed process
                 continue
             if time.monotonic() >= deadline:
@@ -84,7 +84,8 @@ def lock_file(store: Store, name: str, *, wait: float, busy: Callable[[str, str,
         path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is there a process ``pid`` on this machine (ours or another user's)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

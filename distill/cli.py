@@ -18,6 +18,7 @@ from distill.cli_models import add_model_commands
 from distill.cli_presets import add_preset_commands
 from distill.cli_serve import add_serve_command
 from distill.cli_sweep import add_sweep_command
+from distill.cli_ui import add_ui_command
 
 
 def _cmd_example_data(args: argparse.Namespace) -> int:
@@ -321,7 +322,8 @@ def _add_preparation_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distill", description="Train a generative model on your own sounds.")
+    parser = argparse.ArgumentParser(prog="distill", description="Train a generative model on your own sounds. "
+                                     "Without a command, opens the UI (distill ui).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("example-data", help="write the small synthesised example dataset")
@@ -358,11 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_preset_commands(sub)
     add_history_commands(sub)
     add_serve_command(sub)
+    add_ui_command(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # bare `distill` opens the UI: musicians who never open a terminal start it from a launcher
+    args = build_parser().parse_args(argv or ["ui", "--open"])
     try:
         with answers_only_on_stdout(getattr(args, "json", False)):
             return args.func(args)

@@ -118,11 +118,8 @@ def _list(library, args) -> int:
     return EXIT_OK
 
 
-def _info(library, args) -> int:
-    info = library.info(args.ref)
-    if args.json:
-        print_answer(info)
-        return EXIT_OK
+def info_lines(info: dict) -> list[tuple[str, str]]:
+    """``(key, value)`` lines describing a model (:meth:`Library.info`): what ``model info`` and the UI show."""
     meta = info["meta"]
     config, training, report = meta.get("config") or {}, meta.get("training") or {}, meta.get("report") or {}
     spectral = (config.get("prepare") or {}).get("spectral") or {}
@@ -154,22 +151,35 @@ def _info(library, args) -> int:
         extra = f"; the representation alone {ceiling:.3f}" if isinstance(ceiling, int | float) else ""
         lines.append(("quality", f"MR-STFT {report['val_mrstft']:.3f} on {report.get('eval_chunks', '?')} {where} "
                                  f"chunks{extra} (lower is better)"))
-    for key, value in lines:
+    return lines
+
+
+def slider_line(s: dict) -> str:
+    """One slider of :func:`distill.library.sliders` as text: label, explained variance, ρ."""
+    variance = s["explained_variance"]
+    parts = [f"{s['index']:>2}  {s['label']:<14}"]
+    if isinstance(variance, int | float):
+        parts.append(f"explained variance {100 * variance:5.1f} %")
+    if isinstance(s["rho"], int | float):
+        # An "Axis N" shows its closest descriptor, whose ρ did not pass the threshold.
+        closest = f" (closest: {s['rho_with']})" if s["rho_with"] != s["descriptor"] else ""
+        parts.append(f"ρ {s['rho']:+.2f}{closest}")
+    return "  ".join(parts)
+
+
+def _info(library, args) -> int:
+    info = library.info(args.ref)
+    if args.json:
+        print_answer(info)
+        return EXIT_OK
+    for key, value in info_lines(info):
         print(f"{key + ':':<13}{value}")
     if not info["sliders"]:
         print(f"{'sliders:':<13}none yet (no latent analysis in this model)")
         return EXIT_OK
     print("sliders:")
     for s in info["sliders"]:
-        variance = s["explained_variance"]
-        parts = [f"  {s['index']:>2}  {s['label']:<14}"]
-        if isinstance(variance, int | float):
-            parts.append(f"explained variance {100 * variance:5.1f} %")
-        if isinstance(s["rho"], int | float):
-            # An "Axis N" shows its closest descriptor, whose ρ did not pass the threshold.
-            closest = f" (closest: {s['rho_with']})" if s["rho_with"] != s["descriptor"] else ""
-            parts.append(f"ρ {s['rho']:+.2f}{closest}")
-        print("  ".join(parts))
+        print("  " + slider_line(s))
     return EXIT_OK
 
 

@@ -1,0 +1,102 @@
+"""The UI's actions without a browser (distill.ui_backend) and its background jobs (distill.ui_jobs):
+refusals name the field, jobs are real ``distill`` processes, one at a time, cancellable, found again
+by a new UI process."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from tiny_models import tiny_model_file
+
+from distill.library import Library
+from distill.ui_backend import UiBackend, UiError
+from distill.ui_jobs import JobError, JobRunner
+
+
+@pytest.fixture
+def backend(tmp_path):
+    library = Library.open(tmp_path / "library")
+    library.add(tiny_model_file("solo"))
+    return UiBackend(library=str(tmp_path / "library"), history=str(tmp_path / "history"),
+                     workspace=tmp_path / "workspace", device="cpu")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(("call", "field"), [
+    (lambda b: b.scan(""), "folder:"),
+    (lambda b: b.scan("/no/such/folder"), "folder:"),
+    (lambda b: b.start_training("  "), "folder:"),
+    (lambda b: b.start_prepare("/tmp", expansion=0), "expansion:"),
+    (lambda b: b.export(None, "wav", 48000, "24"), "export:"),
+    (lambda b: b.sliders("nonexistent"), "model:"),
+    (lambda b: b.load(""), "model:"),
+    (lambda b: b.request(duration=1, seed=-4, sliders={}, evolution=0.3), "seed"),
+    (lambda b: b.request(duration="long", seed=1, sliders={}, evolution=0.3), "duration:"),
+    (lambda b: b.save_preset("solo", " ", None), "preset name:"),
+    (lambda b: b.delete("solo", confirmed=False), "delete:"),
+    (lambda b: b.import_model(None), "import:"),
+    (lambda b: b.resume_training(), "resume:"),
+    (lambda b: b.compare("", "x"), "compare:"),
+])
+def test_refusals_name_the_field(backend, call, field):
+    with pytest.raises(ValueError, match=field):
+        call(backend)
+
+
+def test_generate_refuses_a_slider_the_model_lacks(backend):
+    request = backend.request(duration=0.5, seed=1, sliders={"sparkle": 2.0}, evolution=0.3)
+    with pytest.raises(ValueError, match="sparkle"):
+        backend.generate("solo", request)
+
+
+def test_export_refuses_what_the_format_cannot_hold(backend):
+    made = backend.generate("solo", backend.request(duration=0.5, seed=1, sliders={}, evolution=0.3))
+    with pytest.raises(ValueError, match="mp3 supports 44100, 48000"):
+        backend.export(made.take, "mp3", 96000, None)
+    assert backend.export(made.take, "ogg", 48000, "24").endswith("solo-seed1.ogg")  # lossy: bit depth ignored
+
+
+def test_upload_keeps_files_of_the_same_name(backend, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "kick.wav").write_bytes(folder.encode())
+    target = backend.save_uploads([str(tmp_path / "a" / "kick.wav"), str(tmp_path / "b" / "kick.wav")])
+    names = sorted(p.name for p in __import__("pathlib").Path(target).iterdir())
+    assert names == ["kick-2.wav", "kick.wav"]
+    with pytest.raises(UiError, match="upload:"):
+        backend.save_uploads([])
+
+
+def test_a_failed_job_says_why(tmp_path):
+    runner = JobRunner(tmp_path / "jobs")
+    record = runner.start("prepare", ["prepare", str(tmp_path / "missing"), "--json", "--yes"], str(tmp_path))
+    ended = runner.wait(120)
+    assert ended.id == record.id and ended.exit_code == 1 and not runner.running()
+    assert "missing" in runner.error(ended)
+
+
+def test_one_job_at_a_time_cancel_and_a_new_ui_finds_it(tmp_path):
+    runner = JobRunner(tmp_path / "jobs")
+    port = _free_port()
+    # `distill ui` runs until interrupted: a stand-in for a long training job
+    record = runner.start("train", ["ui", "--port", str(port), "--library", str(tmp_path / "lib"),
+                                    "--workspace", str(tmp_path / "ws")], str(tmp_path), run_name="long")
+    assert runner.running()
+    with pytest.raises(JobError, match="a train job is running"):
+        runner.start("prepare", ["scan", str(tmp_path)], str(tmp_path))
+    again = JobRunner(tmp_path / "jobs")  # a second UI process (or a restarted one) sees the same job
+    assert again.current().id == record.id and again.running()
+    runner.cancel()
+    ended = runner.wait(60)
+    assert ended.cancelled and ended.ended and not runner.running()
+    assert runner.error(ended) is None  # cancelled on request: not an error
+    with pytest.raises(JobError, match="no job is running"):
+        runner.cancel()
+    assert JobRunner(tmp_path / "jobs").current().cancelled
