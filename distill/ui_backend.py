@@ -70,7 +70,7 @@ class UiBackend:
         self.library_location = settings.library
         self.history_location = settings.history
         self.device = settings.device
-        self.workspace = Path(workspace) if workspace else Path(settings.history).parent / "ui"
+        self.workspace = Path(workspace) if workspace else default_workspace(settings.history)
         for sub in ("uploads", "takes", "exports", "thumbnails", "jobs"):
             (self.workspace / sub).mkdir(parents=True, exist_ok=True)
         self.jobs = JobRunner(self.workspace / "jobs")
@@ -299,7 +299,7 @@ class UiBackend:
             for key, series in (("train_loss_total", "training loss"), ("val_mrstft", "validation MR-STFT")):
                 if isinstance(row.get(key), int | float):
                     out["metrics"].append([int(row["epoch"]), series, float(row[key])])
-        out["previews"] = _previews(run, self.workspace / "takes")
+        out["previews"] = _previews(run, self.workspace / "takes", record.id)
         if report:
             out["report"] = _report_text(report)
         return out
@@ -397,14 +397,14 @@ class UiBackend:
         mono = take.audio if take.audio.ndim == 1 else take.audio.mean(axis=1)
         image_path.write_bytes(spectrogram_png(mono, take.sample_rate, width=768, height=160))
         _prune(self.workspace / "takes", keep=2 * KEEP_TAKE_FILES)
-        entry = None
+        entry, unrecorded = None, None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 entry = History.open(self.history_location).add(take.audio, take.sample_rate, take.parameters(),
                                                                 model.identity, source="ui")
-        except (OSError, ValueError):
-            pass  # the take is made and playable; an unwritable history must not lose it
+        except (OSError, ValueError) as exc:  # the take is made and playable: say why it is not in the history
+            unrecorded = str(exc)
         moved = ", ".join(f"{k} {v:+g}" for k, v in take.sliders.items() if v) or "sliders at 0"
         summary = (f"**{take.model.get('name')}**, seed {take.seed}, {take.duration:g} s, {take.channels} channel(s), "
                    f"evolution {take.evolution:g}; {moved}")
@@ -415,6 +415,8 @@ class UiBackend:
             summary += f"; {take.loudness['after_lufs']:.1f} LUFS"
         if entry is not None:
             summary += f" (history {entry.id})"
+        else:
+            summary += f"\n\n**Not recorded in the history:** {unrecorded}"
         return GeneratedTake(take, str(audio_path), str(image_path), entry.id if entry else None, summary)
 
     def export(self, take, format: str, sample_rate: int, bit_depth: str | None, title: str = "",
@@ -615,6 +617,15 @@ class UiBackend:
 # ==================================================================== helpers
 
 
+def default_workspace(history: str) -> Path:
+    """``ui/`` next to a local history folder; in the user's data folder when the history is a URI."""
+    if "://" in history:
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir("distill")) / "ui"
+    return Path(history).expanduser().parent / "ui"
+
+
 def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + f"{time.time_ns() % 1_000_000:06d}"
 
@@ -725,7 +736,7 @@ def _report_text(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _previews(run, copy_to: Path) -> list[tuple[str, str]]:
+def _previews(run, copy_to: Path, prefix: str) -> list[tuple[str, str]]:
     """The newest preview folder's files as ``(local path, caption)``, final previews first."""
     from distill.run_folder import PREVIEWS
 
@@ -742,8 +753,8 @@ def _previews(run, copy_to: Path) -> list[tuple[str, str]]:
     out = []
     for p in chosen:
         # a copy in the workspace: the page serves only the workspace, and the run may be on object storage
-        local = str(Path(copy_to) / p.replace("/", "_"))
-        if not Path(local).exists() or newest != "final":
+        local = str(Path(copy_to) / f"{prefix}-{p.replace('/', '_')}")  # a preview file never changes once written
+        if not Path(local).exists():
             Path(local).write_bytes(store.read_bytes(p))
         out.append((local, f"{newest}: {p.rsplit('/', 1)[-1][:-4]}"))
     return out

@@ -203,9 +203,11 @@ class JobRunner:
         self._write(record)
 
     def _exit_code_unknown(self, record: JobRecord) -> int:
-        """A job started by an earlier UI process: its exit code is lost; its answer tells success."""
+        """A job started by an earlier UI process: its exit code is lost; its answer tells how it ended."""
         answer = self.answer(record)
-        return 0 if isinstance(answer, dict) and "error" not in answer else 1
+        if not isinstance(answer, dict) or "error" in answer:
+            return 1
+        return 130 if answer.get("stopped") == "interrupted" else 0
 
     @staticmethod
     def _alive(pid: int) -> bool:

@@ -4,6 +4,7 @@ by a new UI process."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -100,3 +101,21 @@ def test_one_job_at_a_time_cancel_and_a_new_ui_finds_it(tmp_path):
     with pytest.raises(JobError, match="no job is running"):
         runner.cancel()
     assert JobRunner(tmp_path / "jobs").current().cancelled
+
+
+def test_a_take_is_kept_even_when_the_history_cannot_record_it(tmp_path):
+    Library.open(tmp_path / "library").add(tiny_model_file("solo"))
+    blocked = tmp_path / "history"
+    blocked.write_text("a file where the history folder should be")
+    backend = UiBackend(library=str(tmp_path / "library"), history=str(blocked), workspace=tmp_path / "ws",
+                        device="cpu")
+    made = backend.generate("solo", backend.request(duration=0.5, seed=3, sliders={}, evolution=0.3))
+    assert made.history_id is None and "Not recorded in the history" in made.summary
+    assert made.take.duration == 0.5 and os.path.getsize(made.audio_path) > 0
+
+
+def test_workspace_defaults_next_to_the_history(tmp_path):
+    from distill.ui_backend import default_workspace
+
+    assert default_workspace(str(tmp_path / "history")) == tmp_path / "ui"
+    assert default_workspace("s3://bucket/history").name == "ui"  # a local folder, not one in the bucket
