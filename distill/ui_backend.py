@@ -257,11 +257,13 @@ class UiBackend:
         running = self.jobs.running(record)
         record = self.jobs.current() or record
         lines = self.jobs.log_lines(record, 12)
-        error = None if running else self.jobs.error(record)
+        error = None if running or record.exit_code == 130 else self.jobs.error(record)
         if running:
             state = "running"
         elif record.cancelled:
             state = "cancelled"
+        elif record.exit_code == 130:  # interrupted outside the UI (Ctrl-C, a UI restart lost the record's flag)
+            state = "interrupted"
         elif record.exit_code == 0:
             state = "finished"
         else:
