@@ -100,7 +100,7 @@ def _data_tab(backend: UiBackend) -> dict:
     table = gr.Dataframe(headers=["file", "status", "seconds", "sample rate", "channels", "reason"],
                          interactive=False, elem_id="data-table", wrap=True)
     gallery = gr.Gallery(label="Spectrograms (first 10 s of each usable file)", columns=4, height="auto",
-                         elem_id="data-thumbs")
+                         object_fit="contain", elem_id="data-thumbs")
     cache = gr.Markdown(elem_id="data-cache")
     with gr.Row():
         expansion = gr.Number(value=10, precision=0, minimum=1, maximum=100, label="Augmented variants per chunk",
@@ -160,8 +160,10 @@ def _train_tab(backend: UiBackend, data: dict) -> dict:
         resume = gr.Button("Resume", elem_id="train-resume")
     status = gr.Markdown(elem_id="train-status")
     progress = gr.Markdown(elem_id="train-progress")
-    chart = gr.LinePlot(x="epoch", y="value", color="series", title="Loss and validation MR-STFT",
-                        elem_id="train-chart", height=260)
+    # the run's own loss_curve.png (training loss, validation MR-STFT and the representation's ceiling),
+    # redrawn after every epoch; gradio's LinePlot drew its axes but no lines here (6.31)
+    chart = gr.Image(type="filepath", label="Loss and validation MR-STFT", interactive=False,
+                     elem_id="train-chart", height=320)
     with gr.Row():
         previews = [gr.Audio(type="filepath", label=f"Preview {i + 1}", visible=False, elem_id=f"train-preview-{i}")
                     for i in range(3)]
@@ -182,10 +184,7 @@ def _train_tab(backend: UiBackend, data: dict) -> dict:
 
 
 def _train_outputs(backend: UiBackend) -> tuple:
-    import pandas as pd
-
     view = backend.training_view()
-    frame = pd.DataFrame(view["metrics"], columns=["epoch", "series", "value"])
     players = []
     for i in range(3):
         if i < len(view["previews"]):
@@ -193,7 +192,7 @@ def _train_outputs(backend: UiBackend) -> tuple:
             players.append(gr.update(value=path, label=caption, visible=True))
         else:
             players.append(gr.update(visible=False))
-    return (view["status"], view["progress"], frame, *players, view["report"])
+    return (view["status"], view["progress"], view["curve"], *players, view["report"])
 
 
 def _poll(backend: UiBackend) -> tuple:

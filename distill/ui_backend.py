@@ -277,11 +277,12 @@ class UiBackend:
                 "log": "\n".join(lines), "error": error, "record": record}
 
     def training_view(self) -> dict:
-        """The last training run: status, ``metrics`` rows (epoch, series, value), preview files, report."""
+        """The last training run: status, progress, the run's loss curve (a copy of its ``loss_curve.png``,
+        redrawn by the run after every epoch), preview files and the final report."""
         view = self.job_view()
         record = view.get("record")
-        out = {"status": view["status"], "running": view["running"], "metrics": [], "previews": [], "report": "",
-               "options": {}, "progress": ""}
+        out = {"status": view["status"], "running": view["running"], "previews": [], "report": "",
+               "options": {}, "progress": "", "curve": None}
         if record is None or record.kind != "train":
             if record is None:
                 out["status"] = "No training run yet."
@@ -292,19 +293,32 @@ class UiBackend:
             return out
         try:
             progress = run.read_progress() or {}
-            metrics = run.read_metrics()
             report = run.read_report()
         except (OSError, ValueError):
             return out  # the folder is being written for the first time
         out["progress"] = _progress_text(progress)
-        for row in metrics:
-            for key, series in (("train_loss_total", "training loss"), ("val_mrstft", "validation MR-STFT")):
-                if isinstance(row.get(key), int | float):
-                    out["metrics"].append([int(row["epoch"]), series, float(row[key])])
         out["previews"] = _previews(run, self.workspace / "takes", record.id)
+        out["curve"] = self._curve_copy(run, record.id)
         if report:
             out["report"] = _report_text(report)
         return out
+
+    def _curve_copy(self, run, job_id: str) -> str | None:
+        """The run's loss curve as a workspace file named after its content: a new name whenever the
+        run redraws it, so the browser never shows a cached older picture (and a half-updated run
+        folder, metrics written but not yet the curve, just shows the previous one a poll longer)."""
+        import hashlib
+
+        from distill.run_folder import CURVE
+
+        try:
+            png = run.store.read_bytes(CURVE)
+        except (OSError, ValueError):
+            return None  # not drawn yet (before the first epoch ends)
+        path = self.workspace / "takes" / f"{job_id}-curve-{hashlib.blake2b(png, digest_size=6).hexdigest()}.png"
+        if not path.exists():
+            path.write_bytes(png)
+        return str(path)
 
     # ================================================================ Generate
 
