@@ -119,3 +119,27 @@ def test_workspace_defaults_next_to_the_history(tmp_path):
 
     assert default_workspace(str(tmp_path / "history")) == tmp_path / "ui"
     assert default_workspace("s3://bucket/history").name == "ui"  # a local folder, not one in the bucket
+
+
+def test_ui_refuses_a_taken_port_or_a_bad_one_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for value, message in ((str(port), "is in use"), ("0", "--port must be from 1 to 65535")):
+            proc = subprocess.run([sys.executable, "-m", "distill.cli", "ui", "--port", value, "--workspace",
+                                   str(tmp_path / "ws")], capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bare_distill_opens_the_ui(monkeypatch):
+    import distill.cli_ui
+    from distill.cli import main
+
+    seen = {}
+    monkeypatch.setattr(distill.cli_ui, "_ui", lambda args: seen.update(vars(args)) or 0)
+    assert main([]) == 0
+    assert seen["command"] == "ui" and seen["open"] and (seen["host"], seen["port"]) == ("127.0.0.1", 7860)
