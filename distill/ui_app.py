@@ -76,6 +76,7 @@ def build_app(backend: UiBackend) -> gr.Blocks:
         outputs = [data["job"], *train["outputs"]]
         timer.tick(friendly(lambda: _poll(backend)), outputs=outputs, show_progress="hidden")
         app.load(friendly(lambda: _poll(backend)), outputs=outputs, show_progress="hidden")
+        app.load(friendly(train["form_of_last_run"]), outputs=train["form"], show_progress="hidden")
         app.load(friendly(lambda: (*_model_lists(backend), gr.update(choices=backend.model_choices(), value=None))),
                  outputs=gen["model_lists"] + [lib["model"]])
         app.load(friendly(lambda: _history_lists(backend)), outputs=gen["history_lists"])
@@ -180,7 +181,17 @@ def _train_tab(backend: UiBackend, data: dict) -> dict:
     # a resumed run keeps its config; only the epoch limit and the time budget may change
     resume.click(friendly(lambda n, m: (backend.resume_training(n, m), _train_outputs(backend))[1]),
                  [epochs, minutes], outputs)
-    return {"outputs": outputs}
+    def form_of_last_run():
+        """The form as the last training run was started, so a reload or a second tab shows its settings."""
+        record = backend.jobs.current()
+        if record is None or record.kind != "train":
+            return tuple(gr.update() for _ in form)
+        o = record.options
+        return (record.data_dir, o.get("preset") or "auto", o.get("epochs") or 0, o.get("max_minutes") or 0,
+                o.get("workers") or 1, bool(o.get("gpu")), record.run_name or "")
+
+    form = [folder, preset, epochs, minutes, workers, gpu, name]
+    return {"outputs": outputs, "form": form, "form_of_last_run": form_of_last_run}
 
 
 def _train_outputs(backend: UiBackend) -> tuple:

@@ -421,6 +421,10 @@ def test_prepare_then_train_in_background_cancel_resume(browser, page, ui, examp
     second.goto(ui["url"])
     tab(second, "Train")
     wait_text(second, "train-status", "run ui-run")
+    # the form shows the running run's settings, not the defaults
+    assert second.locator("#train-name input, #train-name textarea").first.input_value() == "ui-run"
+    assert second.locator("#train-preset input").input_value() == "tiny"
+    assert second.locator("#train-epochs input").input_value() == "30"
     second.click("#train-start")
     error_shown(second, "a train job is running")
     second.close()
