@@ -93,14 +93,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _keep(args: argparse.Namespace) -> int:
-    from distill.cli_presets import describe, stored_settings
+    from distill.cli_presets import describe, take_preset_settings
     from distill.sound_presets import PresetBook
-    from distill.takes import TakeRequest, settings_from_parameters
 
     entry = _history(args).get(args.entry)
-    request = TakeRequest.from_dict(settings_from_parameters(entry.parameters))
     book = PresetBook.open(args.library)
-    preset = book.save(entry.model, args.name, stored_settings(request, seed_given=True), overwrite=args.overwrite)
+    preset = book.save(entry.model, args.name, take_preset_settings(entry.parameters), overwrite=args.overwrite)
     answer(args.json, preset.to_dict(),
            f"saved preset {preset.name!r} of {entry.model['name']} from {entry.id}: {describe(preset.settings)}")
     return EXIT_OK

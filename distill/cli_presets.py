@@ -61,6 +61,14 @@ def stored_settings(request, seed_given: bool) -> dict:
     return settings
 
 
+def take_preset_settings(parameters: dict) -> dict:
+    """What "keep as preset" stores of a recorded take (a history entry's parameters): the settings
+    that make it again, its seed included (``distill history keep`` and the UI)."""
+    from distill.takes import TakeRequest, settings_from_parameters
+
+    return stored_settings(TakeRequest.from_dict(settings_from_parameters(parameters)), seed_given=True)
+
+
 def _save(args: argparse.Namespace) -> int:
     identity, space = _model(args)
     base = None

@@ -27,14 +27,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from distill.export import BIT_DEPTHS, FORMAT_RATES, FORMATS, SAMPLE_RATES  # noqa: E402
+from distill.presets import PRESET_NAMES  # noqa: E402
 from distill.ui_backend import UiBackend  # noqa: E402
 
 log = logging.getLogger("distill.ui")
 MAX_SLIDERS = 16
-PRESETS = ("auto", "tiny", "conservative", "balanced", "aggressive")
-FORMATS = ("wav", "flac", "ogg", "mp3")
-BIT_DEPTHS = ("16", "24", "32f")
-SAMPLE_RATES = (44100, 48000, 96000)
 POLL_SECONDS = 2.0
 NONE = "(none)"
 
@@ -77,7 +75,7 @@ def build_app(backend: UiBackend) -> gr.Blocks:
         timer.tick(friendly(lambda: _poll(backend)), outputs=outputs, show_progress="hidden")
         app.load(friendly(lambda: _poll(backend)), outputs=outputs, show_progress="hidden")
         app.load(friendly(train["form_of_last_run"]), outputs=train["form"], show_progress="hidden")
-        app.load(friendly(lambda: (*_model_lists(backend), gr.update(choices=backend.model_choices(), value=None))),
+        app.load(friendly(lambda: _all_model_lists(backend.model_choices())),
                  outputs=gen["model_lists"] + [lib["model"]])
         app.load(friendly(lambda: _history_lists(backend)), outputs=gen["history_lists"])
         app.load(friendly(lambda q="": backend.library_rows(q)), outputs=lib["table"])
@@ -123,13 +121,13 @@ def _data_tab(backend: UiBackend) -> dict:
     upload_folder.upload(friendly(do_upload), [upload_folder, expansion], [folder, summary, table, gallery, cache])
     expansion.change(friendly(lambda path, n: backend.cache_status(path, n) if path else ""), [folder, expansion],
                      cache)
-    prepare.click(friendly(lambda path, n: _job_html(backend, backend.start_prepare(path, n) and None)),
+    prepare.click(friendly(lambda path, n: (backend.start_prepare(path, n), _job_html(backend))[1]),
                   [folder, expansion], job)
     return {"folder": folder, "job": job}
 
 
-def _job_html(backend: UiBackend, _=None) -> str:
-    view = backend.job_view()
+def _job_html(backend: UiBackend, view: dict | None = None) -> str:
+    view = view or backend.job_view()
     html = _markdown_html(view["status"])
     if view["running"] and view["fraction"] is not None:
         html += f'<progress max="1" value="{view["fraction"]:.3f}" style="width:100%"></progress>'
@@ -147,7 +145,7 @@ def _train_tab(backend: UiBackend, data: dict) -> dict:
     gr.Markdown("Training runs in the background on Ray: you may close or reload this page, it keeps going.")
     with gr.Row():
         folder = gr.Textbox(label="Folder of audio", elem_id="train-folder", scale=3)
-        preset = gr.Dropdown(list(PRESETS), value="auto", label="Preset", elem_id="train-preset", scale=1)
+        preset = gr.Dropdown(list(PRESET_NAMES), value="auto", label="Preset", elem_id="train-preset", scale=1)
         name = gr.Textbox(label="Run name (optional)", elem_id="train-name", scale=2)
     with gr.Row():
         epochs = gr.Number(value=0, precision=0, minimum=0, label="Epochs (0: the preset's)",
@@ -181,6 +179,7 @@ def _train_tab(backend: UiBackend, data: dict) -> dict:
     # a resumed run keeps its config; only the epoch limit and the time budget may change
     resume.click(friendly(lambda n, m: (backend.resume_training(n, m), _train_outputs(backend))[1]),
                  [epochs, minutes], outputs)
+
     def form_of_last_run():
         """The form as the last training run was started, so a reload or a second tab shows its settings."""
         record = backend.jobs.current()
@@ -194,8 +193,8 @@ def _train_tab(backend: UiBackend, data: dict) -> dict:
     return {"outputs": outputs, "form": form, "form_of_last_run": form_of_last_run}
 
 
-def _train_outputs(backend: UiBackend) -> tuple:
-    view = backend.training_view()
+def _train_outputs(backend: UiBackend, job: dict | None = None) -> tuple:
+    view = backend.training_view(job)
     players = []
     for i in range(3):
         if i < len(view["previews"]):
@@ -207,7 +206,9 @@ def _train_outputs(backend: UiBackend) -> tuple:
 
 
 def _poll(backend: UiBackend) -> tuple:
-    return (_job_html(backend), *_train_outputs(backend))
+    """What the timer refreshes: the job under the Data tab and the Train tab (one read of the job)."""
+    job = backend.job_view()
+    return (_job_html(backend, job), *_train_outputs(backend, job))
 
 
 # ============================================================================ Generate
@@ -256,7 +257,7 @@ def _generate_tab(backend: UiBackend, take_state: gr.State) -> dict:
             fmt = gr.Dropdown(list(FORMATS), value="wav", label="Format", elem_id="gen-format")
             rate = gr.Dropdown([str(r) for r in SAMPLE_RATES], value="48000", label="Sample rate (Hz)",
                                elem_id="gen-rate")
-            depth_bits = gr.Dropdown(list(BIT_DEPTHS), value="24", label="Bit depth (WAV, FLAC)",
+            depth_bits = gr.Dropdown(list(BIT_DEPTHS["wav"]), value="24", label="Bit depth (WAV, FLAC)",
                                      elem_id="gen-bits")
         with gr.Row():
             title = gr.Textbox(label="Title", elem_id="gen-title")
@@ -299,7 +300,7 @@ def _generate_tab(backend: UiBackend, take_state: gr.State) -> dict:
         n = len(sliders)
         positions, rest = values[:n], values[n:]
         (dur, seed_value, fresh, evo, mode, wid, azi, ele, dep, use_loud, loud, bm1, bm2, bw1, bw2) = rest
-        labels = [s["label"] for s in backend.sliders(ref)] if ref else []
+        labels = backend.slider_labels(ref)
         chosen = {label: float(v) for label, v in zip(labels, positions, strict=False)}
         blend = [(m, w) for m, w in ((bm1, bw1), (bm2, bw2)) if m and m != NONE]
         return backend.request(duration=dur, seed=None if fresh else seed_value, sliders=chosen, evolution=evo,
@@ -345,7 +346,7 @@ def _generate_tab(backend: UiBackend, take_state: gr.State) -> dict:
 
     def do_load_preset(ref, name):
         settings, missing = backend.load_preset(ref, name)
-        labels = [s["label"] for s in backend.sliders(ref)]
+        labels = backend.slider_labels(ref)
         positions = settings.get("sliders") or {}
         space = settings.get("spatial") or {}
         blend = list(settings.get("blend") or [])[:2]
@@ -370,13 +371,16 @@ def _generate_tab(backend: UiBackend, take_state: gr.State) -> dict:
                 gr.update(visible=mode == "binaural"), gr.update(visible=mode == "binaural"))
 
     model.change(friendly(pick_model), model, [*sliders, slider_note, preset_pick])
-    refresh.click(friendly(lambda: _model_lists(backend)), None, model_lists)
+    refresh.click(friendly(lambda: _model_lists(backend.model_choices())), None, model_lists)
     dice.click(lambda: secrets.randbelow(2**31), None, seed)
     spatial.change(spatial_controls, spatial, [width, depth, azimuth, elevation])
-    # lossy formats have no bit depth, and MP3 stops at 48 kHz: the choices follow the format
+
     def format_choices(format_, current):
-        rates = [str(r) for r in SAMPLE_RATES if format_ != "mp3" or r <= 48000]
-        return (gr.update(interactive=format_ in ("wav", "flac")),
+        """Lossy formats have no bit depth, and MP3 stops at 48 kHz: the choices follow the format
+        (distill.export's own tables)."""
+        depths = BIT_DEPTHS[format_]
+        rates = [str(r) for r in FORMAT_RATES.get(format_, SAMPLE_RATES)]
+        return (gr.update(interactive=bool(depths)),
                 gr.update(choices=rates, value=current if current in rates else rates[-1]))
 
     fmt.change(format_choices, [fmt, rate], [depth_bits, rate])
@@ -395,16 +399,21 @@ def _generate_tab(backend: UiBackend, take_state: gr.State) -> dict:
     return {"model": model, "model_lists": model_lists, "history_lists": history_lists}
 
 
-def _model_lists(backend: UiBackend) -> tuple:
-    choices = backend.model_choices()
+def _model_lists(choices: list[tuple[str, str]]) -> tuple:
+    """The Generate tab's model picker (first model chosen) and its two blend pickers, for ``choices``."""
     first = choices[0][1] if choices else None
     return (gr.update(choices=choices, value=first),
             *[gr.update(choices=[(NONE, NONE), *choices], value=NONE) for _ in range(2)])
 
 
+def _all_model_lists(choices: list[tuple[str, str]]) -> tuple:
+    """:func:`_model_lists` and the Library tab's picker (nothing chosen there)."""
+    return (*_model_lists(choices), gr.update(choices=choices, value=None))
+
+
 def _history_lists(backend: UiBackend) -> tuple:
     rows = backend.history_rows()
-    choices = [(f"{r[0]} · {r[2]} · seed {r[3]} · {r[4]} s", r[0]) for r in rows]
+    choices = backend.history_choices(rows)
     a = choices[1][1] if len(choices) > 1 else None
     b = choices[0][1] if choices else None
     return rows, gr.update(choices=choices, value=a), gr.update(choices=choices, value=b)
@@ -436,11 +445,9 @@ def _library_tab(backend: UiBackend, gen: dict) -> dict:
             exported = gr.File(label="Exported model", interactive=False, elem_id="lib-exported")
 
     def refreshed(message: str, q: str):
-        choices = backend.model_choices()
-        return (message, backend.library_rows(q or ""), gr.update(choices=choices, value=None),
-                *_model_lists(backend))
+        return (message, backend.library_rows(q or ""), *_all_model_lists(backend.model_choices()))
 
-    after_change = [note, table, model, *gen["model_lists"]]
+    after_change = [note, table, *gen["model_lists"], model]
     search.click(friendly(lambda q: backend.library_rows(q or "")), query, table)
     query.submit(friendly(lambda q: backend.library_rows(q or "")), query, table)
     model.change(friendly(lambda ref: backend.details(ref) if ref else ""), model, details)

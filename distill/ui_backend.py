@@ -170,15 +170,8 @@ class UiBackend:
             return f"Cache **fresh**: {where} is up to date, training starts at once."
         return f"Cache **stale**: {plan.reason or 'not prepared yet'}. Prepare now, or training will do it first."
 
-    def _idle(self) -> None:
-        """Refuse to start a job while one runs (before checking the form: that is what the user needs to know)."""
-        record = self.jobs.current()
-        if record is not None and self.jobs.running(record):
-            raise UiError(f"a {record.kind} job is running" + (f" (run {record.run_name})" if record.run_name else "")
-                          + "; wait for it or cancel it first")
-
     def start_prepare(self, folder: str, expansion: int = 10) -> JobRecord:
-        self._idle()
+        self.jobs.ensure_idle()  # before the form's checks: a running job is what the user needs to know
         folder = _folder(folder)
         expansion = _whole(expansion, "expansion", 1, 100)
         return self.jobs.start("prepare", ["prepare", folder, "--expansion", str(expansion), "--yes", "--json"],
@@ -194,7 +187,7 @@ class UiBackend:
         from distill.takes import safe_name
         from distill.training_run import RUNS_SUBDIR
 
-        self._idle()
+        self.jobs.ensure_idle()  # before the form's checks: a running job is what the user needs to know
         folder = _folder(folder)
         argv = ["train", folder, "--yes", "--json", "--library", self.library_location]
         if preset and preset != "auto":
@@ -254,8 +247,7 @@ class UiBackend:
         if record is None:
             return {"kind": None, "running": False, "status": "No job yet.", "fraction": None, "log": "",
                     "error": None}
-        running = self.jobs.running(record)
-        record = self.jobs.current() or record
+        running = self.jobs.running(record)  # records the end in ``record`` when the job has ended
         lines = self.jobs.log_lines(record, 12)
         error = None if running or record.exit_code == 130 else self.jobs.error(record)
         if running:
@@ -276,18 +268,17 @@ class UiBackend:
         return {"kind": record.kind, "running": running, "state": state, "status": status, "fraction": fraction,
                 "log": "\n".join(lines), "error": error, "record": record}
 
-    def training_view(self) -> dict:
+    def training_view(self, view: dict | None = None) -> dict:
         """The last training run: status, progress, the run's loss curve (a copy of its ``loss_curve.png``,
-        redrawn by the run after every epoch), preview files and the final report."""
-        view = self.job_view()
+        redrawn by the run after every epoch), preview files and the final report. ``view`` is
+        :meth:`job_view`'s answer when the caller has it already (the page's poll shows both)."""
+        view = view or self.job_view()
         record = view.get("record")
-        out = {"status": view["status"], "running": view["running"], "previews": [], "report": "",
-               "options": {}, "progress": "", "curve": None}
+        out = {"status": view["status"], "previews": [], "report": "", "progress": "", "curve": None}
         if record is None or record.kind != "train":
             if record is None:
                 out["status"] = "No training run yet."
             return out
-        out["options"] = dict(record.options)
         run = self._run_folder(record)
         if run is None:
             return out
@@ -365,6 +356,10 @@ class UiBackend:
                         "explained_variance": variance})
         return out
 
+    def slider_labels(self, ref: str) -> list[str]:
+        """The model's slider labels in order (from the loaded model: no library read per take)."""
+        return [s.label for s in self.load(ref).space.sliders] if ref else []
+
     def _info(self, ref: str) -> dict:
         from distill.library import Library, LibraryError
 
@@ -438,13 +433,13 @@ class UiBackend:
     def export(self, take, format: str, sample_rate: int, bit_depth: str | None, title: str = "",
                artist: str = "", album: str = "") -> str:
         """Write ``take`` as the export options ask (the CLI's encoder and comment tag); returns the file."""
-        from distill.export import ExportOptions, default_extension, write_takes
+        from distill.export import BIT_DEPTHS, ExportOptions, default_extension, write_takes
         from distill.export import Take as FileTake
         from distill.takes import take_comment, take_stem
 
         if take is None:
             raise UiError("export: generate a take first")
-        lossy = format in ("ogg", "mp3")
+        lossy = format in BIT_DEPTHS and not BIT_DEPTHS[format]  # the page keeps its bit depth when one is picked
         options = ExportOptions(format=format, sample_rate=int(sample_rate), bit_depth=None if lossy else bit_depth,
                                 title=title or None, artist=artist or None, album=album or None,
                                 comment=take_comment(take))
@@ -485,11 +480,10 @@ class UiBackend:
 
         if not name:
             raise UiError("preset: pick a preset to load")
-        model = self.load(ref)
-        preset = PresetBook.open(self.library_location).get(model.identity, name)
+        preset = PresetBook.open(self.library_location).get(self._identity(ref), name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PresetWarning)
-            return settings_for_model(preset, [s.label for s in model.space.sliders])
+            return settings_for_model(preset, self.slider_labels(ref))
 
     def delete_preset(self, ref: str, name: str) -> str:
         from distill.sound_presets import PresetBook
@@ -513,8 +507,10 @@ class UiBackend:
         return [[e.id, e.created[:19].replace("T", " "), e.model.get("name", "?"), e.parameters.get("seed"),
                  round(e.duration, 2), _lufs(e.measures)] for e in entries]
 
-    def history_choices(self) -> list[tuple[str, str]]:
-        return [(f"{row[0]} · {row[2]} · seed {row[3]} · {row[4]} s", row[0]) for row in self.history_rows()]
+    @staticmethod
+    def history_choices(rows: list[list]) -> list[tuple[str, str]]:
+        """``(label, id)`` of :meth:`history_rows`, for the A/B pickers."""
+        return [(f"{row[0]} · {row[2]} · seed {row[3]} · {row[4]} s", row[0]) for row in rows]
 
     def history_audio(self, ref: str) -> str:
         """A playable copy of a history take (its FLAC, copied into the workspace)."""
@@ -544,18 +540,16 @@ class UiBackend:
         return "\n".join(lines)
 
     def keep_as_preset(self, ref: str, name: str) -> str:
-        from distill.cli_presets import stored_settings
+        from distill.cli_presets import take_preset_settings
         from distill.sound_presets import PresetBook
-        from distill.takes import TakeRequest, settings_from_parameters
 
         if not ref:
             raise UiError("history: pick a take to keep")
         if not name or not name.strip():
             raise UiError("preset name: give the preset a name")
         entry = self._history().get(ref)
-        request = TakeRequest.from_dict(settings_from_parameters(entry.parameters))
         preset = PresetBook.open(self.library_location).save(entry.model, name.strip(),
-                                                             stored_settings(request, seed_given=True))
+                                                             take_preset_settings(entry.parameters))
         return f"kept take {entry.id} as preset {preset.name!r} of {entry.model.get('name')}"
 
     # ================================================================ Library

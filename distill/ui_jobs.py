@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from distill.cache_lock import pid_alive
+from distill.storage import Store
 
 CURRENT = "current.json"
 KEEP_LOG_LINES = 200
@@ -82,11 +83,20 @@ class JobRunner:
             return None
 
     def running(self, record: JobRecord | None = None) -> bool:
+        """Whether the job still runs; when it has ended, ``record`` (and the saved record) say how."""
         record = record or self.current()
-        if record is None or record.ended:
+        if record is None:
             return False
         self._reap(record)
-        return self._alive(record.pid) and not (self.current() or record).ended
+        return record.ended is None
+
+    def ensure_idle(self) -> None:
+        """:class:`JobError` while a job runs (starting a second one is refused)."""
+        current = self.current()
+        if current is not None and self.running(current):
+            run = f" (run {current.run_name})" if current.run_name else ""
+            raise JobError(f"a {current.kind} job is running{run}, started {current.started[11:19]} UTC; "
+                           "wait for it or cancel it first")
 
     def log_lines(self, record: JobRecord, limit: int = KEEP_LOG_LINES) -> list[str]:
         """The last ``limit`` lines the job printed on stderr (its progress and messages)."""
@@ -137,10 +147,7 @@ class JobRunner:
               run_name: str | None = None, library: str | None = None, options: dict | None = None) -> JobRecord:
         """Start ``distill <argv>`` in the background; :class:`JobError` while another job runs."""
         with self._lock:
-            current = self.current()
-            if current is not None and self.running(current):
-                raise JobError(f"a {current.kind} job is running (started {current.started[11:19]} UTC); "
-                               "wait for it or cancel it first")
+            self.ensure_idle()
             stamp = datetime.now(timezone.utc)
             job_id = f"{kind}-{stamp.strftime('%Y%m%d-%H%M%S')}"
             log = open(self.folder / f"{job_id}.log", "wb")  # noqa: SIM115 - handed to the child
@@ -176,7 +183,7 @@ class JobRunner:
             return record
 
     def wait(self, timeout: float) -> JobRecord | None:
-        """Wait up to ``timeout`` seconds for the current job to end (tests and the CLI's shutdown)."""
+        """Wait up to ``timeout`` seconds for the current job to end; returns its record."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             record = self.current()
@@ -220,10 +227,7 @@ class JobRunner:
             return True
 
     def _write(self, record: JobRecord) -> None:
-        path = self.folder / CURRENT
-        temp = path.with_name(f".{CURRENT}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(asdict(record), indent=2) + "\n")
-        os.replace(temp, path)
+        Store.open(self.folder).write_bytes(CURRENT, (json.dumps(asdict(record), indent=2) + "\n").encode())
 
 
 def _default_sigint() -> None:
