@@ -215,8 +215,9 @@ class UiBackend:
         if self.jobs.running(record):
             raise UiError(f"resume: run {record.run_name} is still training")
         run = self._run_folder(record)
-        info = run.read_run() if run else None
-        if info and info.get("status") == "finished" and not record.cancelled:
+        # a finished run has its final report (its status is why it stopped: completed, early stop, …);
+        # resuming it would only run the ending again and add its model to the library a second time
+        if run is not None and run.read_report() is not None:
             raise UiError(f"resume: run {record.run_name} has finished; start a new run instead")
         storage = record.run.rsplit("/", 1)[0]
         argv = ["train", record.data_dir, "--resume", record.run_name, "--storage", storage, "--yes", "--json",

@@ -143,3 +143,18 @@ def test_bare_distill_opens_the_ui(monkeypatch):
     monkeypatch.setattr(distill.cli_ui, "_ui", lambda args: seen.update(vars(args)) or 0)
     assert main([]) == 0
     assert seen["command"] == "ui" and seen["open"] and (seen["host"], seen["port"]) == ("127.0.0.1", 7860)
+
+
+def test_a_finished_run_is_not_resumed(backend, tmp_path):
+    from distill.run_folder import RunFolder
+    from distill.ui_jobs import JobRecord
+
+    location = str(tmp_path / "runs" / "done")
+    run = RunFolder.open(location)
+    run.write_run({"name": "done", "status": "completed"})
+    run.write_report({"stopped": "completed", "epochs": 2})
+    backend.jobs._write(JobRecord("train-20260101-000000", "train", ["train"], 2**22 + 12345,
+                                  "2026-01-01T00:00:00+00:00", str(tmp_path), run=location, run_name="done",
+                                  ended="2026-01-01T00:01:00+00:00", exit_code=0))
+    with pytest.raises(UiError, match="resume: run done has finished"):
+        backend.resume_training()
