@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 import pyarrow.fs as pafs
 import pytest
 import soundfile as sf
+from ports import free_port
 
 from distill.audio_io import AudioFileError, load_audio, load_segment, probe
 from distill.source_folder import SourceFolder, file_sha256, stat_file
@@ -31,19 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "distill-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     """A moto S3 server on 127.0.0.1 with one bucket; the ``AWS_*`` environment points at it."""
     pytest.importorskip("moto.server")
     import boto3
 
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log, "wb") as out:
         server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

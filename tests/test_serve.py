@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import requests
 import soundfile as sf
+from ports import free_port
 from terminal import default_sigint
 from tiny_models import tiny_model_file, trained_tiny_model_file
 
@@ -31,12 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_DURATION = 12.0
 ORIGIN = "http://localhost:5173"  # a web app's page allowed to call the API from a browser
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +47,7 @@ def library(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(library, tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("serve-log") / "server.err"
     with open(log, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "distill.cli", "serve", "--library", str(library),

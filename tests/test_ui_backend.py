@@ -8,6 +8,7 @@ import os
 import socket
 
 import pytest
+from ports import free_port
 from tiny_models import tiny_model_file
 
 from distill.library import Library
@@ -21,12 +22,6 @@ def backend(tmp_path):
     library.add(tiny_model_file("solo"))
     return UiBackend(library=str(tmp_path / "library"), history=str(tmp_path / "history"),
                      workspace=tmp_path / "workspace", device="cpu")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize(("call", "field"), [
@@ -85,7 +80,7 @@ def test_a_failed_job_says_why(tmp_path):
 
 def test_one_job_at_a_time_cancel_and_a_new_ui_finds_it(tmp_path):
     runner = JobRunner(tmp_path / "jobs")
-    port = _free_port()
+    port = free_port()
     # `distill ui` runs until interrupted: a stand-in for a long training job
     record = runner.start("train", ["ui", "--port", str(port), "--library", str(tmp_path / "lib"),
                                     "--workspace", str(tmp_path / "ws")], str(tmp_path), run_name="long")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from ports import free_port
 from tiny_models import tiny_model_file, trained_tiny_model_file
 
 from distill.history import History
@@ -41,12 +41,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 STEP = 60_000  # ms: the longest a UI action (a generation on a loaded CI machine) may take
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """A running ``distill ui`` over a library with a trained tiny model and a second one to blend."""
@@ -55,7 +49,7 @@ def ui(tmp_path_factory):
     main = library.add(trained_tiny_model_file("drone", steps=8))  # trained a little: real weights and stats
     other = library.add(tiny_model_file("pad", seed=1))
     doomed = library.add(tiny_model_file("scratch", seed=2))
-    port = _free_port()
+    port = free_port()
     log = open(root / "ui.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "distill.cli", "ui", "--port", str(port), "--library", str(root / "library"),
